@@ -223,12 +223,12 @@ void start_tracker(State& s) {
   s.tracker_for = self;
 }
 
-void tell_tracker(State& s, char verb, std::string_view name) noexcept {
+void tell_tracker(State& s, char verb, std::string_view name, pid_t owner = 0) noexcept {
   if (!s.tracker_fd) return;
   std::string line;
   line += verb;
   line += ' ';
-  line += std::to_string(::getpid());
+  line += std::to_string(owner != 0 ? owner : ::getpid());
   line += ' ';
   line += name;
   line += '\n';
@@ -260,6 +260,20 @@ void untrack_segment(std::string_view name) noexcept {
   State& s = state();
   std::scoped_lock lock(s.mutex);
   tell_tracker(s, 'U', name);
+}
+
+void track_segment(std::string_view name, pid_t owner) {
+  State& s = state();
+  std::scoped_lock lock(s.mutex);
+  take_owner_lock(s);
+  start_tracker(s);
+  tell_tracker(s, 'R', name, owner);
+}
+
+void untrack_segment(std::string_view name, pid_t owner) noexcept {
+  State& s = state();
+  std::scoped_lock lock(s.mutex);
+  tell_tracker(s, 'U', name, owner);
 }
 
 }  // namespace mproc::detail

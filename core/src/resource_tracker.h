@@ -22,6 +22,10 @@ namespace mproc::detail {
 void track_segment(std::string_view name);
 // Tells the tracker that `name` was unlinked by its owner.
 void untrack_segment(std::string_view name) noexcept;
+// The same for a hand-off segment created by this process on behalf of `owner`
+// (SharedSegment::create_for_owner): the tracker removes it when `owner` exits, not when we do.
+void track_segment(std::string_view name, pid_t owner);
+void untrack_segment(std::string_view name, pid_t owner) noexcept;
 
 // Parses "mproc-<pid>-<n>"; returns 0 for any other name.
 [[nodiscard]] pid_t segment_owner(std::string_view name) noexcept;

@@ -63,6 +63,29 @@ SharedSegment SharedSegment::create(std::size_t size) {
   return SharedSegment(std::move(mapping));
 }
 
+SharedSegment SharedSegment::create_for_owner(std::string_view name, std::size_t size) {
+  if (size == 0) throw ValueError("a shared segment needs a size above 0");
+  pid_t owner = detail::segment_owner(name);
+  if (owner <= 0) throw ValueError("not an mproc segment name: " + std::string(name));
+  auto mapping = std::make_shared<Mapping>();  // owner 0: this handle never unlinks
+  mapping->name = std::string(name);
+  detail::track_segment(mapping->name, owner);
+  try {
+    bip::shared_memory_object shm(bip::create_only, mapping->name.c_str(), bip::read_write, 0600);
+    try {
+      shm.truncate(static_cast<bip::offset_t>(size));
+      mapping->region = bip::mapped_region(shm, bip::read_write, 0, size);
+    } catch (...) {
+      bip::shared_memory_object::remove(mapping->name.c_str());
+      throw;
+    }
+  } catch (const bip::interprocess_exception& e) {
+    detail::untrack_segment(mapping->name, owner);
+    rethrow_boost(e, "create shared segment " + mapping->name);
+  }
+  return SharedSegment(std::move(mapping));
+}
+
 SharedSegment SharedSegment::attach(std::string_view name) {
   auto mapping = std::make_shared<Mapping>();
   mapping->name = std::string(name);
@@ -93,7 +116,11 @@ bool SharedSegment::owned() const noexcept { return mapping_ && mapping_->owner 
 void SharedSegment::unlink() const {
   if (!mapping_ || mapping_->name.empty()) return;
   bip::shared_memory_object::remove(mapping_->name.c_str());
-  if (owned()) detail::untrack_segment(mapping_->name);
+  if (owned()) {
+    detail::untrack_segment(mapping_->name);
+  } else if (pid_t owner = detail::segment_owner(mapping_->name); owner > 0) {
+    detail::untrack_segment(mapping_->name, owner);  // a hand-off taken by its consumer
+  }
 }
 
 }  // namespace mproc

@@ -50,6 +50,15 @@ class Full : public Error {
   using Error::Error;
 };
 
+// Queues
+// Python 3.13 `queue.ShutDown`: a `put` on a queue that was shut down, or a `get` on one that was
+// shut down and is empty (or was shut down with `immediate`).
+class ShutDown : public Error {
+ public:
+  ShutDown() : Error("queue is shut down") {}
+  using Error::Error;
+};
+
 // Python `EOFError`: reading from a connection whose writers are all closed.
 class EOFError : public Error {
  public:
@@ -115,6 +124,25 @@ class RemoteError : public Error {
   std::string type_name_;
   std::string message_;
   int pid_;
+};
+
+// Shared memory
+// Python `FileExistsError` / `FileNotFoundError`: creating a shared-memory name that exists,
+// attaching to (or unlinking) one that does not. Python's `IndexError`: a position outside a
+// ShareableList or a shared Array.
+class FileExistsError : public Error {
+ public:
+  using Error::Error;
+};
+
+class FileNotFoundError : public Error {
+ public:
+  using Error::Error;
+};
+
+class IndexError : public Error {
+ public:
+  using Error::Error;
 };
 
 }  // namespace mproc

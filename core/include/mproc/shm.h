@@ -34,6 +34,13 @@ class SharedSegment {
  public:
   // Creates a zero-filled segment of `size` bytes under a fresh unique name; this process owns it.
   [[nodiscard]] static SharedSegment create(std::size_t size);
+  // Creates a zero-filled segment under the given `name`, which must read
+  // "mproc-<owner pid>-<suffix>", on behalf of process <owner>: a hand-off (a queue's out-of-line
+  // item) that must outlive the process creating it. No handle unlinks it by itself: whoever
+  // takes it calls unlink(); if nobody does, it is cleaned up like <owner>'s own segments once
+  // <owner> is gone. Throws ValueError for a name without an owner, std::system_error (EEXIST
+  // when the name is taken).
+  [[nodiscard]] static SharedSegment create_for_owner(std::string_view name, std::size_t size);
   // Maps the existing segment `name` (throws std::system_error when it does not exist).
   [[nodiscard]] static SharedSegment attach(std::string_view name);
 

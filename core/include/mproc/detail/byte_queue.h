@@ -1,0 +1,95 @@
+// mproc/detail/byte_queue.h
+//
+// `detail::ByteQueue`: the untyped FIFO of byte strings under `Queue<T>`, `SimpleQueue<T>` and
+// `JoinableQueue<T>` (mproc/queue.h). Users want those; this header is public only because the
+// templates are built on it.
+//
+// One shared segment holds a header and a byte ring. A record is an 8-byte length and the
+// payload, wrapping at the ring's end; an item that does not fit in the ring's free bytes goes
+// "out of line", into a segment of its own that the ring (or, when the ring has no room even for
+// a reference, a FIFO overflow list) names. Every structure change happens under one robust
+// process-shared mutex and is committed by a single store after the bytes are copied, so a
+// process SIGKILLed in the middle of a put or a get leaves no half-written item and loses none.
+// Sleepers wait on futex words; a put or get makes no system call while nobody sleeps.
+//
+// Thread safety: every member function may be called from several threads and processes.
+// Fork safety: a forked child may use the handles it inherited. Lifetime: copies are handles to
+// the same queue; the ring lives while any process maps it, but its name (for `attach`) and any
+// item still out of line are removed when the creating process drops its last handle.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "mproc/deadline.h"
+
+namespace mproc {
+
+// How a queue is made. `maxsize` counts items, as in Python (0: unbounded, `put` never blocks);
+// `capacity` is the ring's size in bytes (rounded up to a power of two, at least 4 KiB). Items
+// larger than the ring's free room still go through, out of line.
+struct QueueOptions {
+  std::size_t maxsize = 0;
+  std::size_t capacity = std::size_t{8} << 20;
+};
+
+namespace detail {
+
+class ByteQueue {
+ public:
+  // Creates a new queue; this process owns its name.
+  explicit ByteQueue(const QueueOptions& options);
+  // Maps the queue created elsewhere under `name` (std::system_error if there is none, ValueError
+  // if the segment is not a queue).
+  [[nodiscard]] static ByteQueue attach(std::string_view name);
+
+  // Appends a copy of `bytes`. Blocks while the queue holds `maxsize` items, until a get makes
+  // room (Full when `deadline` passes first), a shutdown (ShutDown), or for ever. ValueError
+  // after close(); ShutDown after shutdown().
+  void put(std::string_view bytes, const Deadline& deadline);
+  // Takes the oldest item into `out` (replacing its contents). Blocks while the queue is empty,
+  // until a put (Empty when `deadline` passes first) or a shutdown (ShutDown once empty).
+  // ValueError after close().
+  void get(std::string& out, const Deadline& deadline);
+  // As get(), and calls `claim(item)` while this process holds the queue's lock and before the
+  // item leaves the queue: if the process dies at any point up to the end of the claim, the item
+  // stays queued; once the claim has returned, nothing can take the item from this process
+  // without the claim's record (the Pool's workers note the chunk they take this way). `claim`
+  // must not block or touch the queue.
+  void get(std::string& out, const Deadline& deadline,
+           const std::function<void(std::string_view item)>& claim);
+
+  [[nodiscard]] std::size_t qsize() const;
+  [[nodiscard]] std::size_t maxsize() const noexcept;
+  [[nodiscard]] bool full() const;
+  [[nodiscard]] bool is_shutdown() const noexcept;
+
+  // JoinableQueue: every put counts one unfinished task; task_done() ends one (ValueError when
+  // none is left); join() waits until none is left (or the deadline: false).
+  void task_done();
+  [[nodiscard]] bool join(const Deadline& deadline);
+
+  // Python 3.13: puts raise ShutDown from now on, gets once the queue is empty; `immediate`
+  // discards the items (counted as done) so that gets raise at once. Wakes every waiter.
+  void shutdown(bool immediate);
+
+  // Marks this process's handles closed: put/get raise ValueError from now on.
+  void close() noexcept;
+  [[nodiscard]] bool closed() const noexcept;
+  // Whether a put was made through this process's handles (Python's started feeder thread).
+  [[nodiscard]] bool used() const noexcept;
+
+  [[nodiscard]] const std::string& name() const noexcept;
+
+ private:
+  struct Impl;
+  explicit ByteQueue(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace detail
+}  // namespace mproc

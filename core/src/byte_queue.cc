@@ -1,0 +1,566 @@
+#include "mproc/detail/byte_queue.h"
+
+#include <dirent.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <climits>
+#include <cstring>
+#include <iterator>
+#include <map>
+#include <new>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "mproc/errors.h"
+#include "mproc/shm.h"
+
+#include "futex.h"
+#include "os_error.h"
+#include "resource_tracker.h"
+#include "robust_mutex.h"
+
+namespace mproc::detail {
+namespace {
+
+constexpr std::uint64_t kMagic = 0x6d70726f63517565;  // "mprocQue"
+constexpr std::uint64_t kOutOfLine = std::uint64_t{1} << 63;
+constexpr std::uint64_t kEndOfChunk = ~std::uint64_t{0};
+constexpr std::uint64_t kRecordHeader = 8;
+constexpr std::size_t kRingOffset = 4096;
+constexpr std::size_t kMinCapacity = 4096;
+constexpr std::uint64_t kChunkSize = std::uint64_t{1} << 20;
+
+// Where items go:
+//  - the ring: records (8-byte length, payload padded to 8), or, for an item larger than the
+//    ring's free bytes, a record naming an out-of-line "parcel" segment that holds the item;
+//  - when the ring has no room left even for such a reference, the overflow: a FIFO of chunk
+//    segments (named <queue>o<seq>) holding records like the ring's, each chunk ended by
+//    kEndOfChunk once a later chunk exists. While the overflow holds anything, every put goes
+//    there, so the order stays FIFO; gets drain the ring first.
+//
+// The committed state. It changes only under the mutex, and only by writing the spare copy and
+// then flipping `Header::current` (one store): a process killed at any point leaves either the
+// old state or the new one, never a mix, so the next locker (kOwnerDied) has nothing to repair.
+// Bytes are always copied before the commit that makes them part of the queue (put) or after
+// nothing was committed yet (get).
+struct State {
+  std::uint64_t head = 0;  // ring byte positions, only ever growing (masked into the ring)
+  std::uint64_t tail = 0;
+  std::uint64_t ring_items = 0;
+  std::uint64_t chunk_head = 0;  // overflow chunks [chunk_head, chunk_next) exist
+  std::uint64_t chunk_next = 0;
+  std::uint64_t chunk_read = 0;  // read offset in chunk_head
+  std::uint64_t chunk_used = 0;  // bytes written in the last chunk (chunk_next - 1)
+  std::uint64_t chunk_items = 0;
+  std::uint64_t unfinished = 0;  // puts minus task_done()s (JoinableQueue)
+
+  [[nodiscard]] std::uint64_t items() const noexcept { return ring_items + chunk_items; }
+  [[nodiscard]] bool overflowing() const noexcept { return chunk_next != chunk_head; }
+};
+
+// A futex word that moves on (by 2) whenever the condition its sleepers wait for may have
+// changed; bumped under the mutex. Its low bit says "someone sleeps on this value": a sleeper sets
+// it before sleeping, a bump clears it, and only a bump that cleared it makes the wake-up call.
+// So a producer putting many items while its consumer is still waking up makes one system call,
+// not one per item, and none at all while the consumer keeps up. Every sleeper on the old value
+// is woken (the ones that find nothing sleep again, setting the bit again): a sleeper killed in
+// its sleep, or killed after its wake-up, can never leave another sleeper stranded.
+struct alignas(64) Waitable {
+  FutexWord seq{0};
+};
+
+struct Header {
+  Header(std::uint64_t capacity_, std::uint64_t maxsize_)
+      : capacity(capacity_), maxsize(maxsize_) {}
+
+  std::atomic<std::uint64_t> magic{0};
+  const std::uint64_t capacity;
+  const std::uint64_t maxsize;
+  RobustMutex mutex;
+  std::atomic<std::uint32_t> current{0};
+  std::atomic<std::uint32_t> shut_down{0};
+  State states[2];
+  Waitable items;  // an item arrived, or shutdown
+  Waitable space;  // an item left, or shutdown
+  Waitable done;   // unfinished reached zero, or shutdown
+};
+static_assert(sizeof(Header) <= kRingOffset);
+
+constexpr std::uint64_t record_size(std::uint64_t payload) noexcept {
+  return kRecordHeader + ((payload + 7) & ~std::uint64_t{7});
+}
+
+std::string shm_path(const std::string& name) { return "/dev/shm/" + name; }
+
+// Removes an out-of-line item's segment that nobody will take any more.
+void discard_handoff(const std::string& name) noexcept {
+  ::shm_unlink(name.c_str());
+  untrack_segment(name, segment_owner(name));
+}
+
+// Holds the queue's mutex. Spins on try_lock briefly first: critical sections are a few copies
+// long, so a contended lock is usually free again within a microsecond, much sooner than a
+// futex round trip.
+class Locked {
+ public:
+  explicit Locked(Header& header) : header_(header) { lock(); }
+  ~Locked() {
+    if (held_) header_.mutex.unlock();
+  }
+  Locked(const Locked&) = delete;
+  Locked& operator=(const Locked&) = delete;
+
+  void lock() {
+    // kOwnerDied needs no repair: see State.
+    if (!spin_until([&] { return header_.mutex.try_lock() != LockResult::kTimedOut; }, 100))
+      header_.mutex.lock();
+    held_ = true;
+  }
+  void unlock() {
+    held_ = false;
+    header_.mutex.unlock();
+  }
+  [[nodiscard]] State state() const noexcept {
+    return header_.states[header_.current.load(std::memory_order_relaxed)];
+  }
+  void commit(const State& next) noexcept {
+    std::uint32_t spare = 1 - header_.current.load(std::memory_order_relaxed);
+    header_.states[spare] = next;
+    header_.current.store(spare, std::memory_order_release);
+  }
+
+ private:
+  Header& header_;
+  bool held_ = false;
+};
+
+// Called under the lock when something the sleepers of `w` wait for happened. Returns whether
+// anyone sleeps on it: then the caller calls wake() once it has unlocked.
+[[nodiscard]] bool bump(Waitable& w) noexcept {
+  std::uint32_t old = w.seq.load(std::memory_order_relaxed);
+  while (!w.seq.compare_exchange_weak(old, (old & ~1u) + 2, std::memory_order_seq_cst)) {
+  }
+  return (old & 1u) != 0;
+}
+
+void wake(Waitable& w) noexcept { futex_wake(w.seq, INT_MAX); }
+
+// Releases the lock, waits until `w` moves on from its value now (spinning briefly before
+// sleeping) or the deadline passes, and takes the lock again. Callers re-check their condition.
+void wait_for_change(Locked& lock, Waitable& w, const Deadline& deadline) {
+  const std::uint32_t seen = w.seq.load(std::memory_order_relaxed) & ~1u;
+  lock.unlock();
+  auto moved_on = [&] { return (w.seq.load(std::memory_order_acquire) & ~1u) != seen; };
+  if (!spin_until(moved_on)) {
+    std::uint32_t expected = seen;
+    // Set the bit (or find it set by another sleeper); fails only if the value moved on.
+    if (w.seq.compare_exchange_strong(expected, seen | 1u, std::memory_order_seq_cst) ||
+        expected == (seen | 1u)) {
+      try {
+        (void)futex_wait(w.seq, seen | 1u, deadline);
+      } catch (...) {
+        lock.lock();
+        throw;
+      }
+    }
+  }
+  lock.lock();
+}
+
+// A segment written by this process outside the lock, holding one record at offset 0 (and room
+// for more if it is to start a new overflow chunk), not yet part of the queue; removed unless
+// released.
+struct Parcel {
+  SharedSegment segment;
+  std::string name;
+  bool armed = true;
+
+  Parcel(std::string name_, std::string_view bytes, std::uint64_t min_size)
+      : name(std::move(name_)) {
+    // + 8: a chunk always has room for its end marker.
+    segment = SharedSegment::create_for_owner(
+        name, std::max(min_size, record_size(bytes.size()) + kRecordHeader));
+    auto* base = static_cast<char*>(segment.data());
+    std::uint64_t size = bytes.size();
+    std::memcpy(base, &size, sizeof size);
+    if (!bytes.empty()) std::memcpy(base + kRecordHeader, bytes.data(), bytes.size());
+  }
+  ~Parcel() {
+    if (armed) discard_handoff(name);
+  }
+  Parcel(const Parcel&) = delete;
+  Parcel& operator=(const Parcel&) = delete;
+};
+
+// Copies the record at `offset` of `segment` into `out`; returns the record's size, or 0 at the
+// end of a chunk.
+std::uint64_t read_record(const SharedSegment& segment, std::uint64_t offset, std::string& out) {
+  const auto* base = static_cast<const char*>(segment.data());
+  std::uint64_t word = kEndOfChunk;
+  if (offset + kRecordHeader <= segment.size()) std::memcpy(&word, base + offset, sizeof word);
+  if (word == kEndOfChunk) return 0;
+  if (word > segment.size() - offset - kRecordHeader)
+    throw Error("an item of the queue is corrupt: segment " + segment.name());
+  out.resize(word);
+  if (word != 0) std::memcpy(out.data(), base + offset + kRecordHeader, word);
+  return record_size(word);
+}
+
+SharedSegment attach_item_segment(const std::string& name) {
+  try {
+    return SharedSegment::attach(name);
+  } catch (const std::system_error& e) {
+    throw Error("items of the queue were lost: segment " + name +
+                " is gone (the process that created the queue dropped it)");
+  }
+}
+
+}  // namespace
+
+struct ByteQueue::Impl {
+  SharedSegment segment;
+  Header* header = nullptr;
+  char* ring = nullptr;
+  std::uint64_t mask = 0;
+  pid_t creator = 0;
+  std::atomic<bool> closed{false};
+  std::atomic<bool> used{false};
+  std::atomic<std::uint64_t> next_parcel{0};
+  // This process's mappings of overflow chunks by sequence number; used under the queue's mutex
+  // only (which also serializes this process's threads). Keeps the first and last chunk.
+  std::map<std::uint64_t, SharedSegment> chunks;
+
+  explicit Impl(SharedSegment seg) : segment(std::move(seg)) {
+    header = static_cast<Header*>(segment.data());
+    ring = static_cast<char*>(segment.data()) + kRingOffset;
+    mask = header->capacity - 1;
+    creator = segment_owner(segment.name());
+  }
+
+  ~Impl() {
+    // The creator's last handle: items still out of line go with the queue's name (a process
+    // still mapping the ring finds them gone and gets an Error).
+    if (!segment.owned()) return;
+    const std::string prefix_x = segment.name() + "x", prefix_o = segment.name() + "o";
+    std::vector<std::string> names;
+    if (DIR* dir = ::opendir("/dev/shm")) {
+      while (dirent* entry = ::readdir(dir)) {
+        std::string_view name = entry->d_name;
+        if (name.starts_with(prefix_x) || name.starts_with(prefix_o)) names.emplace_back(name);
+      }
+      ::closedir(dir);
+    }
+    for (const auto& name : names) discard_handoff(name);
+  }
+
+  [[nodiscard]] std::uint64_t capacity() const noexcept { return header->capacity; }
+
+  void ring_write(std::uint64_t pos, const void* src, std::size_t n) noexcept {
+    std::size_t offset = pos & mask;
+    std::size_t first = std::min<std::size_t>(n, capacity() - offset);
+    std::memcpy(ring + offset, src, first);
+    if (n > first) std::memcpy(ring, static_cast<const char*>(src) + first, n - first);
+  }
+  void ring_read(std::uint64_t pos, void* dst, std::size_t n) const noexcept {
+    std::size_t offset = pos & mask;
+    std::size_t first = std::min<std::size_t>(n, capacity() - offset);
+    std::memcpy(dst, ring + offset, first);
+    if (n > first) std::memcpy(static_cast<char*>(dst) + first, ring, n - first);
+  }
+  [[nodiscard]] std::uint64_t read_word(std::uint64_t pos) const noexcept {
+    std::uint64_t word;
+    std::memcpy(&word, ring + (pos & mask), sizeof word);  // 8-aligned: never wraps
+    return word;
+  }
+
+  [[nodiscard]] std::string parcel_name() {
+    return segment.name() + "x" + std::to_string(::getpid()) + "-" +
+           std::to_string(next_parcel.fetch_add(1, std::memory_order_relaxed));
+  }
+  [[nodiscard]] std::string chunk_name(std::uint64_t seq) const {
+    return segment.name() + "o" + std::to_string(seq);
+  }
+
+  // Under the lock.
+  SharedSegment& chunk(std::uint64_t seq) {
+    auto it = chunks.find(seq);
+    if (it == chunks.end()) it = chunks.emplace(seq, attach_item_segment(chunk_name(seq))).first;
+    return it->second;
+  }
+  // Under the lock: forgets the mappings of chunks this process will not need soon.
+  void trim_chunks(const State& s) {
+    for (auto it = chunks.begin(); it != chunks.end();) {
+      bool keep = s.overflowing() && (it->first == s.chunk_head || it->first == s.chunk_next - 1);
+      it = keep ? std::next(it) : chunks.erase(it);
+    }
+  }
+
+  // Names of the segments holding items of `s`.
+  [[nodiscard]] std::vector<std::string> segments_in(const State& s) const {
+    std::vector<std::string> names;
+    for (std::uint64_t pos = s.head; pos != s.tail;) {
+      std::uint64_t word = read_word(pos);
+      std::uint64_t len = word & ~kOutOfLine;
+      if (word & kOutOfLine) {
+        std::string name(len, '\0');
+        ring_read(pos + kRecordHeader, name.data(), len);
+        names.push_back(std::move(name));
+      }
+      pos += record_size(len);
+    }
+    for (std::uint64_t seq = s.chunk_head; seq != s.chunk_next; ++seq)
+      names.push_back(chunk_name(seq));
+    return names;
+  }
+};
+
+ByteQueue::ByteQueue(const QueueOptions& options) {
+  std::uint64_t capacity = std::bit_ceil(std::max<std::uint64_t>(options.capacity, kMinCapacity));
+  auto segment = SharedSegment::create(kRingOffset + capacity);
+  auto* header = new (segment.data()) Header(capacity, options.maxsize);
+  header->magic.store(kMagic, std::memory_order_release);
+  impl_ = std::make_shared<Impl>(std::move(segment));
+}
+
+ByteQueue ByteQueue::attach(std::string_view name) {
+  auto segment = SharedSegment::attach(name);
+  const auto* header = static_cast<const Header*>(segment.data());
+  if (segment.size() < kRingOffset || header->magic.load(std::memory_order_acquire) != kMagic ||
+      segment.size() < kRingOffset + header->capacity)
+    throw ValueError("shared segment " + std::string(name) + " is not a queue");
+  return ByteQueue(std::make_shared<Impl>(std::move(segment)));
+}
+
+void ByteQueue::put(std::string_view bytes, const Deadline& deadline) {
+  Impl& q = *impl_;
+  if (q.closed.load(std::memory_order_relaxed)) throw ValueError("Queue is closed");
+  if (!q.used.load(std::memory_order_relaxed)) q.used.store(true, std::memory_order_relaxed);
+  Header& h = *q.header;
+  const std::uint64_t need = record_size(bytes.size());
+  std::optional<Parcel> parcel;
+  Locked lock(h);
+  for (;;) {
+    if (h.shut_down.load(std::memory_order_relaxed)) throw ShutDown();
+    State s = lock.state();
+    if (h.maxsize != 0 && s.items() >= h.maxsize) {
+      if (deadline.expired()) throw Full();
+      wait_for_change(lock, h.space, deadline);
+      continue;
+    }
+    const std::uint64_t free = q.capacity() - (s.tail - s.head);
+    if (!s.overflowing() && !parcel && need <= free) {
+      // The fast path: into the ring.
+      std::uint64_t word = bytes.size();
+      q.ring_write(s.tail, &word, sizeof word);
+      q.ring_write(s.tail + kRecordHeader, bytes.data(), bytes.size());
+      s.tail += need;
+      ++s.ring_items;
+    } else if (!s.overflowing() && parcel && record_size(parcel->name.size()) <= free) {
+      // Too large for the ring's free bytes: a reference to the parcel.
+      std::uint64_t word = parcel->name.size() | kOutOfLine;
+      q.ring_write(s.tail, &word, sizeof word);
+      q.ring_write(s.tail + kRecordHeader, parcel->name.data(), parcel->name.size());
+      s.tail += record_size(parcel->name.size());
+      ++s.ring_items;
+      parcel->armed = false;
+    } else if (s.overflowing() &&
+               s.chunk_used + need + kRecordHeader <= q.chunk(s.chunk_next - 1).size()) {
+      // Appended to the last overflow chunk (a parcel made meanwhile is not needed).
+      auto* base = static_cast<char*>(q.chunk(s.chunk_next - 1).data()) + s.chunk_used;
+      std::uint64_t word = bytes.size();
+      std::memcpy(base, &word, sizeof word);
+      if (!bytes.empty()) std::memcpy(base + kRecordHeader, bytes.data(), bytes.size());
+      s.chunk_used += need;
+      ++s.chunk_items;
+    } else if (parcel) {
+      // The parcel becomes the last overflow chunk. A rename is atomic and replaces what a
+      // producer killed before its commit left under that name.
+      if (s.overflowing()) {
+        auto* end = static_cast<char*>(q.chunk(s.chunk_next - 1).data()) + s.chunk_used;
+        std::memcpy(end, &kEndOfChunk, sizeof kEndOfChunk);
+      }
+      std::string target = q.chunk_name(s.chunk_next);
+      if (::rename(shm_path(parcel->name).c_str(), shm_path(target).c_str()) != 0)
+        throw_errno("move an item to the overflow of queue " + q.segment.name());
+      track_segment(target, q.creator);
+      untrack_segment(parcel->name, q.creator);
+      parcel->armed = false;
+      if (!s.overflowing()) s.chunk_read = 0;
+      q.chunks.insert_or_assign(s.chunk_next, std::move(parcel->segment));
+      ++s.chunk_next;
+      s.chunk_used = need;
+      ++s.chunk_items;
+      q.trim_chunks(s);
+    } else {
+      // Write the item into a segment of its own, outside the lock, then try again. Sized for a
+      // chunk unless a reference in the ring is likely to do.
+      const bool reference_fits = !s.overflowing() && record_size(64) <= free;
+      lock.unlock();
+      parcel.emplace(q.parcel_name(), bytes, reference_fits ? 0 : kChunkSize);
+      lock.lock();
+      continue;
+    }
+    ++s.unfinished;
+    lock.commit(s);
+    const bool sleepers = bump(h.items);
+    lock.unlock();
+    if (sleepers) wake(h.items);
+    return;
+  }
+}
+
+void ByteQueue::get(std::string& out, const Deadline& deadline) { get(out, deadline, nullptr); }
+
+void ByteQueue::get(std::string& out, const Deadline& deadline,
+                    const std::function<void(std::string_view item)>& claim) {
+  Impl& q = *impl_;
+  if (q.closed.load(std::memory_order_relaxed)) throw ValueError("Queue is closed");
+  Header& h = *q.header;
+  Locked lock(h);
+  for (;;) {
+    State s = lock.state();
+    if (s.items() != 0) {
+      // Copy out first, commit after: a consumer killed while copying takes nothing.
+      std::optional<SharedSegment> parcel;
+      std::vector<std::string> finished;  // overflow chunks now read to the end
+      std::optional<Error> lost;
+      if (s.ring_items != 0) {
+        std::uint64_t word = q.read_word(s.head);
+        std::uint64_t len = word & ~kOutOfLine;
+        if (word & kOutOfLine) {
+          std::string name(len, '\0');
+          q.ring_read(s.head + kRecordHeader, name.data(), len);
+          try {
+            parcel = attach_item_segment(name);
+            if (read_record(*parcel, 0, out) == 0) throw Error("empty parcel " + name);
+          } catch (const Error& e) {
+            lost = e;
+          }
+        } else {
+          out.resize(len);
+          q.ring_read(s.head + kRecordHeader, out.data(), len);
+        }
+        s.head += record_size(len);
+        // An empty ring starts over at its beginning: a producer and consumer that keep pace
+        // then work on the same few cache-hot pages instead of sweeping the whole ring.
+        if (--s.ring_items == 0) s.head = s.tail = (s.tail + q.mask) & ~q.mask;
+      } else {
+        try {
+          std::uint64_t size = read_record(q.chunk(s.chunk_head), s.chunk_read, out);
+          if (size == 0) {  // on to the next chunk: each holds at least one record
+            finished.push_back(q.chunk_name(s.chunk_head));
+            ++s.chunk_head;
+            s.chunk_read = 0;
+            size = read_record(q.chunk(s.chunk_head), 0, out);
+            if (size == 0) throw Error("empty overflow chunk " + q.chunk_name(s.chunk_head));
+          }
+          s.chunk_read += size;
+          --s.chunk_items;
+        } catch (const Error& e) {
+          lost = e;  // the rest of the overflow is unreadable: drop it
+          s.chunk_items = 0;
+        }
+        if (s.chunk_items == 0) {
+          for (auto seq = s.chunk_head; seq != s.chunk_next; ++seq)
+            finished.push_back(q.chunk_name(seq));
+          s.chunk_head = s.chunk_next;
+          s.chunk_read = s.chunk_used = 0;
+        }
+        q.trim_chunks(s);
+      }
+      if (claim && !lost) claim(out);
+      lock.commit(s);
+      const bool sleepers = bump(h.space);
+      lock.unlock();
+      if (sleepers) wake(h.space);
+      if (parcel) parcel->unlink();
+      for (const auto& name : finished) discard_handoff(name);
+      if (lost) throw *lost;
+      return;
+    }
+    if (h.shut_down.load(std::memory_order_relaxed)) throw ShutDown();
+    if (deadline.expired()) throw Empty();
+    wait_for_change(lock, h.items, deadline);
+  }
+}
+
+std::size_t ByteQueue::qsize() const {
+  Locked lock(*impl_->header);
+  return lock.state().items();
+}
+
+std::size_t ByteQueue::maxsize() const noexcept { return impl_->header->maxsize; }
+
+bool ByteQueue::full() const {
+  const std::uint64_t max = impl_->header->maxsize;
+  return max != 0 && qsize() >= max;
+}
+
+bool ByteQueue::is_shutdown() const noexcept {
+  return impl_->header->shut_down.load(std::memory_order_acquire) != 0;
+}
+
+void ByteQueue::task_done() {
+  Header& h = *impl_->header;
+  Locked lock(h);
+  State s = lock.state();
+  if (s.unfinished == 0) throw ValueError("task_done() called too many times");
+  --s.unfinished;
+  lock.commit(s);
+  if (s.unfinished != 0) return;
+  const bool sleepers = bump(h.done);
+  lock.unlock();
+  if (sleepers) wake(h.done);
+}
+
+bool ByteQueue::join(const Deadline& deadline) {
+  Header& h = *impl_->header;
+  Locked lock(h);
+  for (;;) {
+    if (lock.state().unfinished == 0) return true;
+    if (deadline.expired()) return false;
+    wait_for_change(lock, h.done, deadline);
+  }
+}
+
+void ByteQueue::shutdown(bool immediate) {
+  Impl& q = *impl_;
+  Header& h = *q.header;
+  std::vector<std::string> discarded;
+  Locked lock(h);
+  h.shut_down.store(1, std::memory_order_release);
+  State s = lock.state();
+  if (immediate && s.items() != 0) {
+    discarded = q.segments_in(s);
+    // Discarded items count as done, as in Python.
+    s.unfinished -= std::min(s.unfinished, s.items());
+    s.head = s.tail;
+    s.ring_items = 0;
+    s.chunk_head = s.chunk_next;
+    s.chunk_read = s.chunk_used = s.chunk_items = 0;
+    lock.commit(s);
+    q.trim_chunks(s);
+  }
+  const bool getters = bump(h.items), putters = bump(h.space), joiners = bump(h.done);
+  lock.unlock();
+  if (getters) wake(h.items);
+  if (putters) wake(h.space);
+  if (joiners) wake(h.done);
+  for (const auto& name : discarded) discard_handoff(name);
+}
+
+void ByteQueue::close() noexcept { impl_->closed.store(true, std::memory_order_relaxed); }
+
+bool ByteQueue::closed() const noexcept { return impl_->closed.load(std::memory_order_relaxed); }
+
+bool ByteQueue::used() const noexcept { return impl_->used.load(std::memory_order_relaxed); }
+
+const std::string& ByteQueue::name() const noexcept { return impl_->segment.name(); }
+
+}  // namespace mproc::detail

@@ -1,0 +1,422 @@
+// mproc/pool.h
+//
+// `Pool` runs registered tasks in a fixed set of worker processes, like Python's
+// `multiprocessing.Pool`, and never hangs or loses work when a worker dies.
+//
+//   int square(int x) { return x * x; }
+//   MPROC_TASK(square);
+//
+//   mproc::Pool pool;                                          // cpu_count() workers
+//   int v = pool.apply(square, 7);                             // 49
+//   mproc::AsyncResult<int> r = pool.apply_async(square, 7);   // r.get() == 49
+//   std::vector<int> all = pool.map(square, std::vector{1, 2, 3});
+//   for (int x : pool.imap_unordered(square, std::views::iota(0, 1000))) { ... }
+//
+// How it works. Calls travel by name (MPROC_TASK, see mproc/task.h) in chunks on one task queue
+// in shared memory (the project's JoinableQueue machinery); every worker takes chunks from it,
+// runs them, and puts the results on one result queue, which a collector thread in this process
+// drains: it fulfils AsyncResults and runs callbacks. `close()` puts one "poison pill" per
+// worker on the task queue.
+//
+// Dead workers. Workers are forked by a small single-threaded "zygote" process that the pool
+// starts first, so that a replacement worker is never forked from this (threaded) process; the
+// zygote also reaps them. A worker records which chunk it runs in a slot of shared memory in the
+// same step that takes the chunk off the queue, so when a worker dies (SIGKILL, abort, segfault,
+// `std::exit` inside a task) exactly that chunk's tasks fail, with WorkerLostError naming the pid
+// and the signal or exit code; a replacement worker starts, and every other task completes.
+// Python's Pool hangs for ever in that case; ProcessPoolExecutor breaks the whole pool.
+//
+// Signals. Workers ignore SIGINT: a Ctrl-C in a terminal (sent to the whole process group)
+// reaches this process only, where it does what the program makes it do; the pool's destructor
+// then stops the workers.
+//
+// Thread safety: every member function may be called from several threads at once. Fork safety:
+// a pool belongs to the process that created it; a forked child must not use it. Lifetime: the
+// destructor does what leaving Python's `with Pool() as p:` block does — `terminate()`: workers
+// are killed at once, even if they are stuck in an endless loop, and every result still pending
+// fails with ProcessError("the pool was terminated ..."); it never hangs. For a graceful end,
+// call `close()` then `join()` first, which waits until all submitted work is done.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <ranges>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "mproc/async_result.h"
+#include "mproc/deadline.h"
+#include "mproc/envelope.h"
+#include "mproc/errors.h"
+#include "mproc/task.h"
+
+namespace mproc {
+
+// Python's Pool(processes, initializer, initargs, maxtasksperchild).
+struct PoolOptions {
+  // Number of workers; default cpu_count(). Must be at least 1 (ValueError otherwise).
+  std::optional<int> processes{};
+  // Runs once at the start of every worker, replacements included (bind its arguments in: this
+  // is Python's initializer + initargs). If it throws, the pool is broken: every pending and
+  // later task fails with ProcessError naming the initializer's error.
+  std::function<void()> initializer{};
+  // A worker leaves after this many chunks and a fresh one replaces it (at least 1).
+  std::optional<int> maxtasksperchild{};
+};
+
+// Python's map(..., chunksize): the number of items per task message. Unset: as Python computes
+// it for map (len / (4 * workers), rounded up) and 1 for imap/imap_unordered.
+//
+// Every options struct of mproc gives each member a default initializer, so that designated
+// initializers naming only some members compile cleanly under -Wextra.
+struct MapOptions {
+  std::optional<std::size_t> chunksize{};
+  // imap/imap_unordered: at most this many chunks submitted and not yet consumed (Python 3.14's
+  // `buffersize`); later chunks are taken from the input as results are consumed, so an endless
+  // range works in bounded memory. Unset: the whole input is submitted at once.
+  std::optional<std::size_t> buffersize{};
+  // Draw a progress bar (done/total, rate, ETA) on stderr while results come in — only when
+  // stderr is a terminal. imap over a range without a known size shows a count instead.
+  bool progress = false;
+};
+
+template <class R>
+struct ApplyOptions {
+  // Runs in the pool's collector thread with the result, once, in completion order.
+  typename detail::SuccessCallback<R>::type callback{};
+  // Runs in the collector thread with the task's exception, once.
+  std::function<void(std::exception_ptr)> error_callback{};
+};
+
+// map_async/starmap_async: MapOptions plus Python's callback (the whole result list, once) and
+// error_callback (the first exception by position, once), both run in the collector thread.
+template <class R>
+struct MapAsyncOptions {
+  std::optional<std::size_t> chunksize{};
+  bool progress = false;  // as MapOptions::progress
+  std::function<void(const std::vector<R>&)> callback{};
+  std::function<void(std::exception_ptr)> error_callback{};
+};
+
+namespace detail {
+
+class PoolEngine;
+
+// Builds one task message: a chunk of calls of one task. Format (internal):
+//   'T' u64 job  u32 chunk  u32 name_size name  u32 count  { u64 size  args }*count
+class ChunkWriter {
+ public:
+  void begin(std::uint64_t job, std::uint32_t chunk, std::string_view name);
+  template <class Append>
+  void add(Append&& append_args) {
+    std::size_t at = buffer_.size();
+    put_u64(buffer_, 0);
+    append_args(buffer_);
+    patch_u64(buffer_, at, buffer_.size() - at - 8);
+    ++count_;
+  }
+  [[nodiscard]] std::uint32_t count() const noexcept { return count_; }
+  // The finished message (valid until the next begin).
+  [[nodiscard]] std::string_view finish();
+
+ private:
+  std::string buffer_;
+  std::size_t count_at_ = 0;
+  std::uint32_t count_ = 0;
+};
+
+// Python's default chunksize for map: ceil(len / (4 * workers)).
+[[nodiscard]] std::size_t default_chunksize(std::size_t items, std::size_t workers) noexcept;
+
+// The engine's entry points for the templates below (pool.cc). ValueError once the pool is
+// closed or terminated.
+void check_running(const PoolEngine& engine);
+[[nodiscard]] int processes(const PoolEngine& engine) noexcept;
+std::uint64_t open_job(PoolEngine& engine, std::shared_ptr<Job> job);
+void submit_chunk(PoolEngine& engine, std::uint64_t job, std::uint32_t chunk,
+                  std::string_view message);
+// No more chunks for `job`: the engine forgets it once every chunk is in.
+void seal_job(PoolEngine& engine, std::uint64_t job) noexcept;
+
+}  // namespace detail
+
+class Pool {
+ public:
+  Pool();
+  // Pool(processes): ValueError when processes < 1.
+  explicit Pool(int processes);
+  explicit Pool(PoolOptions options);
+  ~Pool();
+  Pool(const Pool&) = delete;
+  Pool& operator=(const Pool&) = delete;
+
+  // ---- one call ----
+
+  // Python's apply_async(f, args): submits fn(args...) and returns at once. `fn` is a function
+  // or callable object registered with MPROC_TASK (NotRegisteredError here otherwise, saying what
+  // to add); arguments are serialized now. ValueError after close() or terminate().
+  template <class F, class... Args>
+  AsyncResult<task_result_t<F>> apply_async(const F& fn, Args&&... args) {
+    return apply_async_with(fn, ApplyOptions<task_result_t<F>>{}, std::forward<Args>(args)...);
+  }
+  // apply_async(f, args, callback=..., error_callback=...):
+  //   pool.apply_async(square, std::tuple{7}, {.callback = [](const int& v) { ... }});
+  template <class F, class... Args>
+  AsyncResult<task_result_t<F>> apply_async(const F& fn, std::tuple<Args...> args,
+                                            ApplyOptions<task_result_t<F>> options) {
+    return std::apply(
+        [&](auto&&... a) {
+          return apply_async_with(fn, std::move(options), std::forward<decltype(a)>(a)...);
+        },
+        std::move(args));
+  }
+  // Python's apply: apply_async(...).get().
+  template <class F, class... Args>
+  task_result_t<F> apply(const F& fn, Args&&... args) {
+    return apply_async(fn, std::forward<Args>(args)...).get();
+  }
+
+  // ---- many calls ----
+
+  // Python's map: fn(x) for every x of `inputs` (any input range: a container, a view, a
+  // generator), results in input order. The input is read completely first; an exception it
+  // throws propagates from here and nothing is submitted. A task's exception is rethrown after
+  // every task has finished (the first by position), as Python does.
+  template <class F, std::ranges::input_range Range>
+  std::vector<task_result_t<F>> map(const F& fn, Range&& inputs, MapOptions options = {}) {
+    return map_async(fn, std::forward<Range>(inputs), {.chunksize = options.chunksize, .progress = options.progress})
+        .get();
+  }
+  template <class F, std::ranges::input_range Range>
+  AsyncResult<std::vector<task_result_t<F>>> map_async(
+      const F& fn, Range&& inputs, MapAsyncOptions<task_result_t<F>> options = {}) {
+    return map_impl(
+        fn, std::forward<Range>(inputs), std::move(options),
+        [&fn](std::string& out, auto&& item) {
+          detail::encode_task_call(out, fn, std::forward<decltype(item)>(item));
+        });
+  }
+  // Python's starmap: fn(a, b, ...) for every tuple (or pair) of `inputs`.
+  template <class F, std::ranges::input_range Range>
+  std::vector<task_result_t<F>> starmap(const F& fn, Range&& inputs, MapOptions options = {}) {
+    return starmap_async(fn, std::forward<Range>(inputs), {.chunksize = options.chunksize, .progress = options.progress})
+        .get();
+  }
+  template <class F, std::ranges::input_range Range>
+  AsyncResult<std::vector<task_result_t<F>>> starmap_async(
+      const F& fn, Range&& inputs, MapAsyncOptions<task_result_t<F>> options = {}) {
+    return map_impl(fn, std::forward<Range>(inputs), std::move(options),
+                    [&fn](std::string& out, auto&& tuple) {
+                      std::apply(
+                          [&](auto&&... a) {
+                            detail::encode_task_call(out, fn, std::forward<decltype(a)>(a)...);
+                          },
+                          std::forward<decltype(tuple)>(tuple));
+                    });
+  }
+
+  // Python's imap: results one by one, in input order, as they come (see IMapIterator).
+  // `inputs` is read as chunks are submitted; with `buffersize` set, lazily, so it may be
+  // endless. The range (and what it refers to) must outlive the iteration when buffersize is set.
+  template <class F, std::ranges::input_range Range>
+  IMapIterator<task_result_t<F>> imap(const F& fn, Range&& inputs, MapOptions options = {}) {
+    return imap_impl(fn, std::forward<Range>(inputs), options, true);
+  }
+  // Python's imap_unordered: as imap, in completion order.
+  template <class F, std::ranges::input_range Range>
+  IMapIterator<task_result_t<F>> imap_unordered(const F& fn, Range&& inputs,
+                                                MapOptions options = {}) {
+    return imap_impl(fn, std::forward<Range>(inputs), options, false);
+  }
+
+  // ---- life cycle ----
+
+  // No more submissions (ValueError from now on); workers leave once the queued work is done.
+  void close();
+  // Stops the workers now (SIGKILL; nothing they run is waited for); pending results fail with
+  // ProcessError. Never hangs.
+  void terminate();
+  // Waits until every worker has left: after close(), once all submitted work is done; after
+  // terminate(), at once. ValueError before close() or terminate(), as Python's.
+  void join();
+
+  // ---- inspection ----
+
+  // The number of worker slots (Python: `pool._processes`).
+  [[nodiscard]] int processes() const noexcept;
+  // The pids of the live workers, in slot order.
+  [[nodiscard]] std::vector<pid_t> worker_pids() const;
+
+ private:
+  template <class F, class... Args>
+  AsyncResult<task_result_t<F>> apply_async_with(const F& fn, ApplyOptions<task_result_t<F>> options,
+                                                 Args&&... args) {
+    using R = task_result_t<F>;
+    std::string args_buffer;
+    const auto& entry = detail::encode_task_call(args_buffer, fn, std::forward<Args>(args)...);
+    auto state = std::make_shared<detail::ResultState<R>>(std::move(options.callback),
+                                                          std::move(options.error_callback));
+    std::uint64_t job = open_job(state);
+    detail::ChunkWriter& writer = chunk_writer();
+    writer.begin(job, 0, entry.name);
+    writer.add([&](std::string& out) { out += args_buffer; });
+    submit_chunk(job, 0, writer.finish());
+    seal_job(job);
+    return AsyncResult<R>(std::move(state));
+  }
+
+  template <class F, class Range, class Encode>
+  AsyncResult<std::vector<task_result_t<F>>> map_impl(const F& fn, Range&& inputs,
+                                                      MapAsyncOptions<task_result_t<F>> options,
+                                                      Encode&& encode) {
+    using R = task_result_t<F>;
+    check_running();
+    const std::string& name = task_name(fn);
+    // Read (and encode) the whole input first: its exceptions surface here, before anything
+    // is submitted, and the default chunksize needs its length.
+    std::vector<std::string> encoded;
+    if constexpr (std::ranges::sized_range<Range>) encoded.reserve(std::ranges::size(inputs));
+    for (auto&& item : inputs) {
+      encoded.emplace_back();
+      encode(encoded.back(), std::forward<decltype(item)>(item));
+    }
+    std::size_t chunksize = options.chunksize.value_or(
+        detail::default_chunksize(encoded.size(), static_cast<std::size_t>(processes())));
+    if (chunksize == 0) throw ValueError("chunksize must be at least 1");
+    std::vector<std::uint32_t> starts;
+    for (std::size_t first = 0; first < encoded.size(); first += chunksize)
+      starts.push_back(static_cast<std::uint32_t>(first));
+    auto state = std::make_shared<detail::MapState<R>>(
+        starts, encoded.size(), std::move(options.callback), std::move(options.error_callback),
+        options.progress ? detail::ProgressBar::for_fd(2, encoded.size()) : nullptr);
+    std::shared_ptr<detail::ResultState<std::vector<R>>> result(state, &state->result());
+    if (starts.empty()) return AsyncResult<std::vector<R>>(std::move(result));
+    std::uint64_t job = open_job(state);
+    detail::ChunkWriter& writer = chunk_writer();
+    for (std::uint32_t chunk = 0; chunk < starts.size(); ++chunk) {
+      writer.begin(job, chunk, name);
+      std::size_t end = std::min(encoded.size(), static_cast<std::size_t>(starts[chunk]) + chunksize);
+      for (std::size_t i = starts[chunk]; i < end; ++i)
+        writer.add([&](std::string& out) { out += encoded[i]; });
+      submit_chunk(job, chunk, writer.finish());
+    }
+    seal_job(job);
+    return AsyncResult<std::vector<R>>(std::move(result));
+  }
+
+  // The feeding side of an imap: takes chunks from the input as asked. It holds the engine
+  // weakly: an iterator that outlives its pool just ends.
+  template <class F, class Range>
+  struct IMapFeeder {
+    std::weak_ptr<detail::PoolEngine> engine;
+    const F* fn;
+    std::string name;
+    Range range;
+    std::ranges::iterator_t<Range> it;
+    std::size_t chunksize;
+    std::uint64_t job;
+    std::uint32_t next_chunk = 0;
+    std::size_t position = 0;
+    bool done = false;
+  };
+
+  template <class F, class Range>
+  IMapIterator<task_result_t<F>> imap_impl(const F& fn, Range&& inputs, MapOptions options,
+                                           bool ordered) {
+    using R = task_result_t<F>;
+    check_running();
+    std::size_t chunksize = options.chunksize.value_or(1);
+    if (chunksize == 0) throw ValueError("chunksize must be at least 1");
+    std::size_t total = 0;
+    if constexpr (std::ranges::sized_range<Range>) total = std::ranges::size(inputs);
+    auto state = std::make_shared<detail::IMapState<R>>(
+        ordered, options.progress ? detail::ProgressBar::for_fd(2, total) : nullptr);
+    std::uint64_t job = open_job(state);
+    using Stored = std::conditional_t<std::is_lvalue_reference_v<Range>,
+                                      std::ranges::ref_view<std::remove_reference_t<Range>>,
+                                      std::remove_cvref_t<Range>>;
+    auto feeder = std::make_shared<IMapFeeder<F, Stored>>(
+        IMapFeeder<F, Stored>{engine_, &fn, task_name(fn), Stored(std::forward<Range>(inputs)), {},
+                              chunksize, job});
+    feeder->it = std::ranges::begin(feeder->range);
+    auto feed_one = [feeder, state]() -> bool {  // false once the input is exhausted
+      auto& f = *feeder;
+      if (f.done) return false;
+      auto engine = f.engine.lock();
+      if (!engine) {
+        f.done = true;
+        state->input_ended(std::make_exception_ptr(
+            ProcessError("the pool was destroyed before this imap was consumed")));
+        return false;
+      }
+      detail::ChunkWriter writer;
+      std::size_t first = f.position;
+      try {
+        writer.begin(f.job, f.next_chunk, f.name);
+        for (std::size_t i = 0; i < f.chunksize && f.it != std::ranges::end(f.range); ++i, ++f.it) {
+          writer.add([&](std::string& out) { detail::encode_task_call(out, *f.fn, *f.it); });
+        }
+      } catch (...) {
+        f.done = true;
+        state->input_ended(std::current_exception());
+        detail::seal_job(*engine, f.job);
+        return false;
+      }
+      if (writer.count() > 0) {
+        state->add_chunk(f.next_chunk, first, writer.count());
+        f.position += writer.count();
+        detail::submit_chunk(*engine, f.job, f.next_chunk, writer.finish());
+        ++f.next_chunk;
+      }
+      if (f.it == std::ranges::end(f.range)) {
+        f.done = true;
+        state->input_ended();
+        detail::seal_job(*engine, f.job);
+        return false;
+      }
+      return true;
+    };
+    std::function<void()> refill;
+    if (options.buffersize) {
+      std::size_t limit = std::max<std::size_t>(1, *options.buffersize) * chunksize;
+      auto fill = [feed_one, state, limit]() mutable {
+        while (state->outstanding() < limit && feed_one()) {
+        }
+      };
+      fill();
+      refill = fill;
+    } else {
+      while (feed_one()) {
+      }
+    }
+    return IMapIterator<R>(std::move(state), std::move(refill));
+  }
+
+  void check_running() const { detail::check_running(*engine_); }
+  std::uint64_t open_job(std::shared_ptr<detail::Job> job) {
+    return detail::open_job(*engine_, std::move(job));
+  }
+  void submit_chunk(std::uint64_t job, std::uint32_t chunk, std::string_view message) {
+    detail::submit_chunk(*engine_, job, chunk, message);
+  }
+  void seal_job(std::uint64_t job) noexcept { detail::seal_job(*engine_, job); }
+  static detail::ChunkWriter& chunk_writer() {
+    thread_local detail::ChunkWriter writer;  // reused: no allocation per submission
+    return writer;
+  }
+
+  std::shared_ptr<detail::PoolEngine> engine_;
+};
+
+}  // namespace mproc

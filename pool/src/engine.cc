@@ -1,0 +1,322 @@
+#include "engine.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "mproc/errors.h"
+#include "mproc/log.h"
+#include "mproc/pool.h"
+#include "os_error.h"
+#include "wire.h"
+
+namespace mproc::detail {
+namespace {
+
+// Task messages are small and many: a ring of a few MiB holds thousands of chunks in flight.
+QueueOptions queue_options() { return QueueOptions{.maxsize = 0, .capacity = std::size_t{4} << 20}; }
+
+std::string describe_death(pid_t pid, int wait_status) {
+  std::string text = "worker process " + std::to_string(pid);
+  if (WIFSIGNALED(wait_status)) {
+    int sig = WTERMSIG(wait_status);
+    const char* name = ::sigabbrev_np(sig);
+    text += " was killed by signal " + std::to_string(sig) + (name ? std::string(" (SIG") + name + ")" : "");
+  } else if (WIFEXITED(wait_status)) {
+    text += " exited with code " + std::to_string(WEXITSTATUS(wait_status));
+  } else {
+    text += " ended";
+  }
+  return text + " while running this task";
+}
+
+}  // namespace
+
+PoolEngine::PoolEngine(PoolConfig config)
+    : config_(std::move(config)),
+      tasks_(queue_options()),
+      results_(queue_options()),
+      slots_(SharedSegment::create(sizeof(WorkerSlot) * static_cast<std::size_t>(config_.processes))),
+      creator_(::getpid()) {
+  for (int i = 0; i < config_.processes; ++i) new (&slot(static_cast<std::uint32_t>(i))) WorkerSlot;
+  // The zygote first, while this thread may still be the only one; then the collector.
+  start_zygote();
+  live_workers_ = config_.processes;
+  for (int i = 0; i < config_.processes; ++i) send_to_zygote('S', static_cast<std::uint32_t>(i));
+  collector_ = std::thread([this] { collect(); });
+}
+
+PoolEngine::~PoolEngine() {
+  if (::getpid() != creator_) return;  // a forked copy (zygote, worker): nothing is ours
+  try {
+    terminate();
+    join();
+  } catch (const std::exception& e) {
+    report_error(std::string("cannot shut the pool down: ") + e.what());
+  }
+}
+
+WorkerSlot& PoolEngine::slot(std::uint32_t index) const {
+  return static_cast<WorkerSlot*>(slots_.data())[index];
+}
+
+void PoolEngine::start_zygote() {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) throw_errno("create the pool's command pipe");
+  UniqueFd read_end(fds[0]), write_end(fds[1]);
+  std::fflush(nullptr);
+  pid_t pid = ::fork();
+  if (pid < 0) throw_errno("fork the pool's zygote process");
+  if (pid == 0) {
+    write_end.reset();
+    zygote_main(read_end.release());
+  }
+  zygote_ = pid;
+  zygote_commands_ = std::move(write_end);
+  get_logger()->debug("pool zygote started: pid {}", pid);
+}
+
+void PoolEngine::send_to_zygote(char command, std::uint32_t slot_index) noexcept {
+  char message[5] = {command};
+  std::memcpy(message + 1, &slot_index, 4);
+  // 5 bytes < PIPE_BUF: one atomic write, even with several threads sending.
+  ssize_t n = retry_on_eintr([&] { return ::write(zygote_commands_.get(), message, sizeof message); });
+  if (n != static_cast<ssize_t>(sizeof message))
+    report_error("cannot send a command to the pool's zygote process");
+}
+
+void PoolEngine::check_running() const {
+  std::scoped_lock lock(mutex_);
+  if (state_ != State::kRun) throw ValueError("Pool not running");
+  if (!broken_.empty()) throw ProcessError(broken_);
+}
+
+std::uint64_t PoolEngine::open_job(std::shared_ptr<Job> job) {
+  std::scoped_lock lock(mutex_);
+  if (state_ != State::kRun) throw ValueError("Pool not running");
+  if (!broken_.empty()) throw ProcessError(broken_);
+  std::uint64_t id = next_job_++;
+  jobs_.emplace(id, JobEntry{std::move(job), {}, false});
+  return id;
+}
+
+void PoolEngine::submit_chunk(std::uint64_t job, std::uint32_t chunk, std::string_view message) {
+  {
+    std::scoped_lock lock(mutex_);
+    auto it = jobs_.find(job);
+    if (it == jobs_.end()) throw ValueError("Pool not running");  // terminated meanwhile
+    it->second.outstanding.insert(chunk);
+  }
+  try {
+    tasks_.put(message, Deadline::never());  // unbounded: never blocks
+  } catch (...) {
+    if (auto lost = claim_chunk(job, chunk)) lost->fail(chunk, std::current_exception());
+  }
+}
+
+void PoolEngine::seal_job(std::uint64_t job) noexcept {
+  std::scoped_lock lock(mutex_);
+  auto it = jobs_.find(job);
+  if (it == jobs_.end()) return;
+  it->second.sealed = true;
+  if (it->second.outstanding.empty()) jobs_.erase(it);
+}
+
+std::shared_ptr<Job> PoolEngine::claim_chunk(std::uint64_t job, std::uint32_t chunk) {
+  std::scoped_lock lock(mutex_);
+  auto it = jobs_.find(job);
+  if (it == jobs_.end() || it->second.outstanding.erase(chunk) == 0) return nullptr;
+  std::shared_ptr<Job> found = it->second.job;
+  if (it->second.sealed && it->second.outstanding.empty()) jobs_.erase(it);
+  return found;
+}
+
+void PoolEngine::fail_everything(const std::exception_ptr& error) {
+  std::vector<std::pair<std::shared_ptr<Job>, std::uint32_t>> failed;
+  {
+    std::scoped_lock lock(mutex_);
+    for (auto& [id, entry] : jobs_)
+      for (std::uint32_t chunk : entry.outstanding) failed.emplace_back(entry.job, chunk);
+    for (auto& [id, entry] : jobs_) entry.outstanding.clear();
+    std::erase_if(jobs_, [](const auto& item) { return item.second.sealed; });
+  }
+  for (auto& [job, chunk] : failed) job->fail(chunk, error);
+}
+
+// ---- the collector thread ----
+
+void PoolEngine::collect() {
+  std::string message;
+  for (;;) {
+    try {
+      results_.get(message, Deadline::never());
+    } catch (const std::exception& e) {
+      report_error(std::string("the pool's result queue failed: ") + e.what());
+      return;
+    }
+    if (message.empty()) continue;
+    try {
+      WireReader reader(message);
+      switch (reader.tag()) {
+        case kResultMessage:
+          on_results(message);
+          break;
+        case kWorkerStarted: {
+          std::uint32_t index = reader.u32();
+          pid_t pid = reader.i32();
+          get_logger()->debug("pool worker {} started in slot {}", pid, index);
+          break;
+        }
+        case kWorkerDied: {
+          std::uint32_t index = reader.u32();
+          pid_t pid = reader.i32();
+          on_worker_died(index, pid, reader.i32());
+          break;
+        }
+        case kInitializerFailed: {
+          reader.u32();
+          reader.i32();
+          reader.i32();
+          on_initializer_failed(message.substr(13));
+          break;
+        }
+        case kStopCollector:
+          return;
+        default:
+          report_error("the pool's collector got an unknown message");
+      }
+    } catch (const std::exception& e) {
+      report_error(std::string("the pool's collector got a bad message: ") + e.what());
+    }
+  }
+}
+
+void PoolEngine::on_results(std::string_view message) {
+  WireReader reader(message);
+  reader.tag();
+  ChunkResults results = read_results(reader);
+  if (auto job = claim_chunk(results.job, results.chunk)) job->deliver(results.chunk, results.items);
+}
+
+void PoolEngine::on_worker_died(std::uint32_t index, pid_t pid, int wait_status) {
+  WorkerSlot& s = slot(index);
+  auto state = s.state.load(std::memory_order_acquire);
+  if (state == WorkerSlot::kBusy) {
+    std::uint64_t job = s.job.load(std::memory_order_acquire);
+    std::uint32_t chunk = s.chunk.load(std::memory_order_acquire);
+    if (auto lost = claim_chunk(job, chunk)) {
+      get_logger()->warn("{}", describe_death(pid, wait_status));
+      lost->fail(chunk, std::make_exception_ptr(WorkerLostError(describe_death(pid, wait_status))));
+    }
+  } else if (state != WorkerSlot::kPill && state != WorkerSlot::kRetired) {
+    get_logger()->debug("pool worker {} ended while idle (status {})", pid, wait_status);
+  }
+  s.pid.store(0, std::memory_order_relaxed);
+  bool replace = false;
+  {
+    std::scoped_lock lock(mutex_);
+    // A worker that took its poison pill is done for good; any other (crashed, retired after
+    // maxtasksperchild) is replaced, even while closing: its pill is still in the queue.
+    replace = state != WorkerSlot::kPill && state != WorkerSlot::kInitFailed &&
+              state_ != State::kTerminate && broken_.empty();
+    if (!replace) --live_workers_;
+  }
+  if (replace) {
+    s.state.store(WorkerSlot::kEmpty, std::memory_order_release);
+    send_to_zygote('S', index);
+  }
+  changed_.notify_all();
+}
+
+void PoolEngine::on_initializer_failed(std::string_view message) {
+  {
+    std::scoped_lock lock(mutex_);
+    if (!broken_.empty()) return;
+    broken_ = "the pool's initializer failed: " + std::string(message);
+  }
+  get_logger()->error("{}", broken_);
+  fail_everything(std::make_exception_ptr(ProcessError(broken_)));
+}
+
+void PoolEngine::stop_collector() noexcept {
+  if (!collector_.joinable()) return;
+  try {
+    results_.put(std::string_view(&kStopCollector, 1), Deadline::never());
+  } catch (...) {
+    report_error("cannot stop the pool's collector thread");
+    collector_.detach();
+    return;
+  }
+  collector_.join();
+}
+
+// ---- life cycle ----
+
+void PoolEngine::close() {
+  {
+    std::scoped_lock lock(mutex_);
+    if (state_ != State::kRun) return;
+    state_ = State::kClose;
+  }
+  const char pill = kPoisonPill;
+  for (int i = 0; i < config_.processes; ++i) tasks_.put(std::string_view(&pill, 1), Deadline::never());
+}
+
+void PoolEngine::terminate() {
+  {
+    std::scoped_lock lock(mutex_);
+    if (state_ == State::kTerminate || joined_) return;
+    state_ = State::kTerminate;
+  }
+  send_to_zygote('K', 0);
+  fail_everything(std::make_exception_ptr(
+      ProcessError("the pool was terminated before this task finished")));
+}
+
+void PoolEngine::join() {
+  {
+    std::unique_lock lock(mutex_);
+    if (state_ == State::kRun) throw ValueError("Pool is still running: close() or terminate() it first");
+    if (joined_) return;
+    // After close(): every worker takes a pill once the work before it is done (a crashed one is
+    // replaced and its replacement takes it). After terminate(): the zygote kills them.
+    if (state_ == State::kClose) changed_.wait(lock, [&] { return live_workers_ <= 0 || state_ == State::kTerminate; });
+    joined_ = true;
+  }
+  // The collector first: it is the only other user of the command pipe (replacements).
+  stop_collector();
+  // The zygote leaves when its command pipe closes (after killing what is left of its workers).
+  zygote_commands_.reset();
+  int status = 0;
+  retry_on_eintr([&] { return ::waitpid(zygote_, &status, 0); });
+  remove_segments_of(zygote_);
+  // Results that came in after terminate() have nobody to go to; pending ones have failed.
+  fail_everything(std::make_exception_ptr(ProcessError("the pool was terminated before this task finished")));
+}
+
+std::vector<pid_t> PoolEngine::worker_pids() const {
+  std::vector<pid_t> pids;
+  for (int i = 0; i < config_.processes; ++i) {
+    pid_t pid = slot(static_cast<std::uint32_t>(i)).pid.load(std::memory_order_acquire);
+    if (pid > 0) pids.push_back(pid);
+  }
+  return pids;
+}
+
+// ---- pool.h's entry points ----
+
+void check_running(const PoolEngine& engine) { engine.check_running(); }
+int processes(const PoolEngine& engine) noexcept { return engine.processes(); }
+std::uint64_t open_job(PoolEngine& engine, std::shared_ptr<Job> job) {
+  return engine.open_job(std::move(job));
+}
+void submit_chunk(PoolEngine& engine, std::uint64_t job, std::uint32_t chunk,
+                  std::string_view message) {
+  engine.submit_chunk(job, chunk, message);
+}
+void seal_job(PoolEngine& engine, std::uint64_t job) noexcept { engine.seal_job(job); }
+
+}  // namespace mproc::detail

@@ -1,0 +1,110 @@
+// The zygote: a single-threaded process forked by the pool before it starts any thread. It forks
+// the workers (so that no worker is ever forked from the pool's threaded process), reaps them, and
+// reports every start and death on the result queue, where the collector thread hears of it in
+// order with the results.
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <map>
+#include <vector>
+
+#include "engine.h"
+#include "mproc/log.h"
+#include "os_error.h"
+#include "wire.h"
+
+namespace mproc::detail {
+namespace {
+
+// Dies with its parent: the kernel sends SIGKILL when the process (thread) that forked us ends.
+void die_with_parent(pid_t parent) {
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != parent) ::_exit(1);  // it already died between fork and prctl
+}
+
+struct Worker {
+  std::uint32_t slot = 0;
+  UniqueFd pidfd;
+};
+
+}  // namespace
+
+void PoolEngine::zygote_main(int command_fd) {
+  pid_t parent = ::getppid();
+  after_fork_in_child();
+  set_log_process_name("PoolZygote");
+  die_with_parent(parent);
+  ::signal(SIGINT, SIG_IGN);  // a terminal's Ctrl-C is for the program, not for the pool
+  std::map<pid_t, Worker> workers;
+  bool stopping = false;
+  auto kill_all = [&] {
+    for (auto& [pid, worker] : workers) ::kill(pid, SIGKILL);
+  };
+  for (;;) {
+    std::vector<pollfd> fds;
+    std::vector<pid_t> pids;
+    if (!stopping) fds.push_back({command_fd, POLLIN, 0});
+    for (auto& [pid, worker] : workers) {
+      fds.push_back({worker.pidfd.get(), POLLIN, 0});
+      pids.push_back(pid);
+    }
+    if (fds.empty()) break;  // stopping, and every worker is reaped
+    if (retry_on_eintr([&] { return ::poll(fds.data(), fds.size(), -1); }) < 0) break;
+    std::size_t first_worker = stopping ? 0 : 1;
+    for (std::size_t i = first_worker; i < fds.size(); ++i) {
+      if (fds[i].revents == 0) continue;
+      pid_t pid = pids[i - first_worker];
+      int status = 0;
+      if (retry_on_eintr([&] { return ::waitpid(pid, &status, 0); }) != pid) continue;
+      std::uint32_t slot_index = workers[pid].slot;
+      workers.erase(pid);
+      remove_segments_of(pid);
+      if (!stopping) {
+        try {
+          results_.put(worker_notice(kWorkerDied, slot_index, pid, status), Deadline::never());
+        } catch (...) {
+        }
+      }
+    }
+    if (stopping || fds[0].revents == 0) continue;
+    char command[5];
+    ssize_t n = retry_on_eintr([&] { return ::read(command_fd, command, sizeof command); });
+    if (n <= 0 || command[0] == 'K') {  // the pool is done (EOF) or terminates
+      stopping = true;
+      kill_all();
+      continue;
+    }
+    if (n != sizeof command || command[0] != 'S') continue;
+    std::uint32_t slot_index = 0;
+    std::memcpy(&slot_index, command + 1, 4);
+    std::fflush(nullptr);
+    pid_t zygote = ::getpid();
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      ::close(command_fd);
+      for (auto& [other, worker] : workers) worker.pidfd.reset();
+      after_fork_in_child();
+      die_with_parent(zygote);
+      worker_main(slot_index);
+    }
+    if (pid < 0) {
+      report_error("the pool's zygote cannot fork a worker");
+      results_.put(worker_notice(kWorkerDied, slot_index, 0, 0), Deadline::never());
+      continue;
+    }
+    Worker worker{slot_index, UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)))};
+    workers.emplace(pid, std::move(worker));
+    try {
+      results_.put(worker_notice(kWorkerStarted, slot_index, pid), Deadline::never());
+    } catch (...) {
+    }
+  }
+  ::_exit(0);
+}
+
+}  // namespace mproc::detail

@@ -1,0 +1,708 @@
+// Pool: Python's parity section 8 (apply/map/imap/starmap, AsyncResult, life cycle, worker
+// lifetime) and mproc's crash-proofing (a dead worker fails only its own task).
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <future>
+#include <cstdlib>
+#include <gtest/gtest.h>
+#include <map>
+#include <numeric>
+#include <ranges>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "mproc/mproc.h"
+#include "mproc/pool.h"
+#include "mproc/process.h"
+#include "support.h"
+
+namespace pooltest {
+
+int square(int x) { return x * x; }
+MPROC_TASK(pooltest::square);
+
+int mul(int a, int b) { return a * b; }
+MPROC_TASK(pooltest::mul);
+
+int sleepy_square(int x, int millis) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(millis));
+  return x * x;
+}
+MPROC_TASK(pooltest::sleepy_square);
+
+int raise_invalid_argument(int x) { throw std::invalid_argument("bad value " + std::to_string(x)); }
+MPROC_TASK(pooltest::raise_invalid_argument);
+
+struct Unregistered : std::exception {
+  const char* what() const noexcept override { return "custom failure"; }
+};
+int raise_unregistered(int) { throw Unregistered(); }
+MPROC_TASK(pooltest::raise_unregistered);
+
+// Kills its own worker when x == victim.
+int die_on(int x, int victim) {
+  if (x == victim) ::raise(SIGKILL);
+  return x * x;
+}
+MPROC_TASK(pooltest::die_on);
+
+int exit_with(int code) { std::exit(code); }
+MPROC_TASK(pooltest::exit_with);
+
+int abort_now(int) { std::abort(); }
+MPROC_TASK(pooltest::abort_now);
+
+int spin_forever(int) {
+  volatile bool forever = true;
+  while (forever) {
+  }
+  return 0;
+}
+MPROC_TASK(pooltest::spin_forever);
+
+int slow_square(int x) {
+  std::this_thread::sleep_for(std::chrono::microseconds(300));
+  return x * x;
+}
+MPROC_TASK(pooltest::slow_square);
+
+int my_pid() { return static_cast<int>(::getpid()); }
+MPROC_TASK(pooltest::my_pid);
+
+int pid_after(int millis) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(millis));
+  return static_cast<int>(::getpid());
+}
+MPROC_TASK(pooltest::pid_after);
+
+int initialized_value = 0;
+int read_initialized() { return initialized_value; }
+MPROC_TASK(pooltest::read_initialized);
+
+void nothing() {}
+MPROC_TASK(pooltest::nothing);
+
+int raise_value_error_after(int millis) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(millis));
+  throw mproc::ValueError(std::string(1 << 20, 'x'));
+}
+MPROC_TASK(pooltest::raise_value_error_after);
+
+// A result type whose serialization fails in the worker.
+struct Unsendable {
+  template <class Ar>
+  void serialize(Ar&, unsigned) {
+    throw std::runtime_error("this value cannot be serialized");
+  }
+};
+Unsendable make_unsendable() { return {}; }
+MPROC_TASK(pooltest::make_unsendable);
+
+std::size_t crash_with_big_argument(const std::string& data) {
+  if (data.size() > 1000) ::raise(SIGKILL);
+  return data.size();
+}
+MPROC_TASK(pooltest::crash_with_big_argument);
+
+int unregistered_task(int x) { return x; }
+
+}  // namespace pooltest
+
+namespace mproc {
+namespace {
+
+using namespace std::chrono_literals;
+using pooltest::square;
+
+// One pool for the tests that do not change its life cycle, as CPython's _TestPool shares one.
+class PoolTest : public testing::Test {
+ protected:
+  Pool pool{4};
+};
+
+TEST_F(PoolTest, ApplyReturnsTheResult) {
+  EXPECT_EQ(pool.apply(square, 7), 49);
+  EXPECT_EQ(pool.apply(pooltest::mul, 6, 7), 42);
+}
+
+TEST_F(PoolTest, ApplyOfAVoidTaskReturns) {
+  pool.apply(pooltest::nothing);
+  auto r = pool.apply_async(pooltest::nothing);
+  r.get(10s);
+  EXPECT_TRUE(r.successful());
+}
+
+TEST_F(PoolTest, MapIsOrdered) {
+  std::vector<int> in(10);
+  std::iota(in.begin(), in.end(), 0);
+  std::vector<int> expected;
+  for (int x : in) expected.push_back(x * x);
+  EXPECT_EQ(pool.map(square, in), expected);
+  std::vector<int> hundred(100);
+  std::iota(hundred.begin(), hundred.end(), 0);
+  auto got = pool.map(square, hundred, {.chunksize = 20});
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(got[i], i * i);
+}
+
+TEST_F(PoolTest, MapTakesAnyInputRange) {
+  auto got = pool.map(square, std::views::iota(0, 50));
+  ASSERT_EQ(got.size(), 50u);
+  for (int i = 0; i < 50; ++i) EXPECT_EQ(got[i], i * i);
+  auto odd = pool.map(square, std::views::iota(0, 20) | std::views::filter([](int x) { return x % 2; }));
+  EXPECT_EQ(odd, (std::vector<int>{1, 9, 25, 49, 81, 121, 169, 225, 289, 361}));
+}
+
+TEST_F(PoolTest, StarmapIsOrdered) {
+  std::vector<std::tuple<int, int>> pairs;
+  for (int i = 0; i < 100; ++i) pairs.emplace_back(i, i + 1);
+  auto got = pool.starmap(pooltest::mul, pairs);
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(got[i], i * (i + 1));
+  EXPECT_EQ(pool.starmap(pooltest::mul, pairs, {.chunksize = 20}), got);
+  EXPECT_EQ(pool.starmap_async(pooltest::mul, pairs).get(10s), got);
+}
+
+TEST_F(PoolTest, MapAsyncGetReturnsTheResults) {
+  auto r = pool.map_async(square, std::vector{1, 2, 3});
+  EXPECT_EQ(r.get(10s), (std::vector<int>{1, 4, 9}));
+}
+
+TEST_F(PoolTest, MapAsyncCallbackGetsTheWholeListOnce) {
+  std::atomic<int> calls{0};
+  std::vector<int> seen;
+  auto r = pool.map_async(square, std::vector{1, 2, 3},
+                          {.callback = [&](const std::vector<int>& all) {
+                            seen = all;
+                            ++calls;
+                          }});
+  r.wait();
+  EXPECT_TRUE(r.wait(10s));
+  // The callback runs before waiters wake? No: waiters wake first; give the collector a moment.
+  for (int i = 0; i < 100 && calls == 0; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(seen, (std::vector<int>{1, 4, 9}));
+}
+
+TEST_F(PoolTest, MapAsyncErrorCallbackGetsTheExceptionOnce) {
+  std::atomic<int> calls{0};
+  std::string message;
+  auto r = pool.map_async(pooltest::raise_invalid_argument, std::vector{1, 2},
+                          {.error_callback = [&](std::exception_ptr e) {
+                            try {
+                              std::rethrow_exception(e);
+                            } catch (const std::invalid_argument& error) {
+                              message = error.what();
+                            }
+                            ++calls;
+                          }});
+  EXPECT_TRUE(r.wait(10s));
+  for (int i = 0; i < 100 && calls == 0; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(message, "bad value 1");
+  EXPECT_FALSE(r.successful());
+  EXPECT_THROW(r.get(), std::invalid_argument);
+}
+
+TEST_F(PoolTest, MapAsyncOfAnEmptyListWithChunksizeOneDoesNotStall) {
+  auto r = pool.map_async(square, std::vector<int>{}, {.chunksize = 1});
+  EXPECT_EQ(r.get(100ms), std::vector<int>{});
+}
+
+// An input range that throws at position `at`.
+struct ThrowingRange {
+  int size;
+  int at;
+  struct iterator {
+    using value_type = int;
+    using difference_type = std::ptrdiff_t;
+    int i = 0;
+    int at = 0;
+    int operator*() const {
+      if (i == at) throw std::out_of_range("input failed at " + std::to_string(i));
+      return i;
+    }
+    iterator& operator++() {
+      ++i;
+      return *this;
+    }
+    void operator++(int) { ++i; }
+    bool operator==(const iterator& o) const { return i == o.i; }
+  };
+  iterator begin() const { return {0, at}; }
+  iterator end() const { return {size, at}; }
+};
+static_assert(std::ranges::input_range<ThrowingRange>);
+
+TEST_F(PoolTest, MapPropagatesAnInputExceptionAndThePoolStaysUsable) {
+  EXPECT_THROW((void)pool.map(square, ThrowingRange{10, 0}), std::out_of_range);
+  EXPECT_THROW((void)pool.map(square, ThrowingRange{10, 3}), std::out_of_range);
+  EXPECT_EQ(pool.map(square, std::vector{2, 3}), (std::vector<int>{4, 9}));
+}
+
+TEST_F(PoolTest, ApplyAsyncGetReturnsAfterTheTaskSleeps) {
+  auto r = pool.apply_async(pooltest::sleepy_square, 7, 100);
+  EXPECT_EQ(r.get(10s), 49);
+}
+
+TEST_F(PoolTest, GetWithTimeoutOnASlowTaskThrowsTimeoutError) {
+  auto r = pool.apply_async(pooltest::sleepy_square, 6, 1000);
+  double took = test::seconds_to_run([&] { EXPECT_THROW((void)r.get(100ms), TimeoutError); });
+  EXPECT_GE(took, 0.09);
+  EXPECT_LT(took, 0.9);
+  EXPECT_FALSE(r.ready());
+  EXPECT_THROW((void)r.successful(), ValueError);
+  EXPECT_EQ(r.get(10s), 36);  // the task went on running
+}
+
+TEST_F(PoolTest, ImapIsOrderedItemByItem) {
+  auto it = pool.imap(square, std::vector{0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(it.next(10s), i * i);
+  EXPECT_EQ(it.next(10s), std::nullopt);
+  std::vector<int> got;
+  for (int v : pool.imap(square, std::views::iota(0, 1000), {.chunksize = 100})) got.push_back(v);
+  ASSERT_EQ(got.size(), 1000u);
+  for (int i = 0; i < 1000; ++i) ASSERT_EQ(got[i], i * i);
+}
+
+// Python: "the error surfaces at the start of the failing chunk's results".
+TEST_F(PoolTest, ImapSurfacesAnInputExceptionAtTheStartOfItsChunk) {
+  struct Case {
+    int at;
+    std::size_t chunksize;
+    int results_before;
+  };
+  for (Case c : {Case{0, 1, 0}, Case{3, 1, 3}, Case{7, 2, 6}, Case{7, 4, 4}}) {
+    auto it = pool.imap(square, ThrowingRange{10, c.at}, {.chunksize = c.chunksize});
+    for (int i = 0; i < c.results_before; ++i) EXPECT_EQ(it.next(10s), i * i) << c.at;
+    EXPECT_THROW((void)it.next(10s), std::out_of_range) << c.at << " " << c.chunksize;
+    EXPECT_EQ(it.next(10s), std::nullopt);
+  }
+  EXPECT_EQ(pool.apply(square, 3), 9);
+}
+
+TEST_F(PoolTest, ImapUnorderedYieldsEveryResult) {
+  std::multiset<int> got;
+  for (int v : pool.imap_unordered(square, std::views::iota(0, 1000))) got.insert(v);
+  std::multiset<int> expected;
+  for (int i = 0; i < 1000; ++i) expected.insert(i * i);
+  EXPECT_EQ(got, expected);
+  got.clear();
+  for (int v : pool.imap_unordered(square, std::views::iota(0, 1000), {.chunksize = 100})) got.insert(v);
+  EXPECT_EQ(got, expected);
+}
+
+TEST_F(PoolTest, ImapUnorderedInputExceptionSurfacesWithoutDuplicates) {
+  auto it = pool.imap_unordered(square, ThrowingRange{10, 5});
+  std::set<int> seen;
+  bool thrown = false;
+  for (int i = 0; i < 11; ++i) {
+    try {
+      auto v = it.next(10s);
+      if (!v) break;
+      EXPECT_TRUE(seen.insert(*v).second);
+    } catch (const std::out_of_range&) {
+      thrown = true;
+    }
+  }
+  EXPECT_TRUE(thrown);
+  for (int v : seen) EXPECT_LT(v, 25);
+}
+
+// Python 3.14's buffersize: an endless input is read only as far as results are consumed.
+TEST_F(PoolTest, ImapWithBuffersizeReadsAnEndlessRangeOnlyAsFarAsConsumed) {
+  std::atomic<int> pulled{0};
+  auto endless = std::views::iota(0) | std::views::transform([&pulled](int i) {
+                   ++pulled;
+                   return i;
+                 });
+  auto it = pool.imap(square, endless, {.chunksize = 2, .buffersize = 3});
+  for (int i = 0; i < 200; ++i) ASSERT_EQ(it.next(10s), i * i);
+  std::this_thread::sleep_for(50ms);
+  EXPECT_LE(pulled.load(), 200 + 3 * 2 + 2);
+  EXPECT_GE(pulled.load(), 200);
+}
+
+TEST_F(PoolTest, EmptyInputsGiveEmptyResults) {
+  std::vector<int> none;
+  EXPECT_TRUE(pool.map(square, none).empty());
+  EXPECT_EQ(pool.imap(square, none).next(1s), std::nullopt);
+  EXPECT_EQ(pool.imap_unordered(square, none).next(1s), std::nullopt);
+  EXPECT_TRUE(pool.map_async(square, none).get(1s).empty());
+}
+
+TEST_F(PoolTest, AStandardExceptionComesBackAsItself) {
+  try {
+    (void)pool.apply(pooltest::raise_invalid_argument, 3);
+    FAIL() << "no exception";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_STREQ(e.what(), "bad value 3");
+  }
+}
+
+TEST_F(PoolTest, AnUnknownExceptionTypeComesBackAsRemoteError) {
+  try {
+    (void)pool.apply(pooltest::raise_unregistered, 1);
+    FAIL() << "no exception";
+  } catch (const RemoteError& e) {
+    EXPECT_NE(e.type_name().find("Unregistered"), std::string::npos);
+    EXPECT_EQ(e.message(), "custom failure");
+    EXPECT_NE(e.pid(), ::getpid());
+  }
+}
+
+TEST_F(PoolTest, ErrorCallbackGetsTheExceptionAndGetRethrowsIt) {
+  std::promise<std::string> seen;
+  auto r = pool.apply_async(pooltest::raise_invalid_argument, std::tuple{5},
+                            {.error_callback = [&](std::exception_ptr e) {
+                              try {
+                                std::rethrow_exception(e);
+                              } catch (const std::exception& error) {
+                                seen.set_value(error.what());
+                              }
+                            }});
+  auto future = seen.get_future();
+  ASSERT_EQ(future.wait_for(10s), std::future_status::ready);
+  EXPECT_EQ(future.get(), "bad value 5");
+  EXPECT_THROW((void)r.get(), std::invalid_argument);
+}
+
+TEST_F(PoolTest, CallbacksRunOnOneCollectorThreadAndAThrowingOneDoesNotKillThePool) {
+  std::mutex m;
+  std::set<std::thread::id> threads;
+  std::atomic<int> calls{0};
+  std::vector<AsyncResult<int>> results;
+  for (int i = 0; i < 20; ++i) {
+    results.push_back(pool.apply_async(square, std::tuple{i},
+                                       {.callback = [&](const int&) {
+                                         {
+                                           std::scoped_lock lock(m);
+                                           threads.insert(std::this_thread::get_id());
+                                         }
+                                         ++calls;
+                                         throw std::runtime_error("callback failure");
+                                       }}));
+  }
+  for (auto& r : results) r.get(10s);
+  for (int i = 0; i < 100 && calls < 20; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(calls, 20);
+  EXPECT_EQ(threads.size(), 1u);
+  EXPECT_EQ(threads.count(std::this_thread::get_id()), 0u);
+  EXPECT_EQ(pool.apply(square, 4), 16);
+}
+
+TEST_F(PoolTest, AnUnregisteredTaskIsRefusedAtTheCallSite) {
+  try {
+    (void)pool.apply_async(pooltest::unregistered_task, 1);
+    FAIL() << "no exception";
+  } catch (const NotRegisteredError& e) {
+    EXPECT_NE(std::string(e.what()).find("MPROC_TASK"), std::string::npos);
+  }
+}
+
+TEST_F(PoolTest, AResultThatCannotBeSerializedFailsThatTaskOnly) {
+  for (int i = 0; i < 20; ++i) {
+    auto r = pool.apply_async(pooltest::make_unsendable);
+    EXPECT_THROW((void)r.get(10s), std::exception);
+  }
+  EXPECT_EQ(pool.worker_pids().size(), 4u);
+  EXPECT_EQ(pool.apply(square, 5), 25);
+}
+
+// ---- life cycle ----
+
+TEST(Pool, ProcessesBelowOneIsAValueError) {
+  EXPECT_THROW(Pool(0), ValueError);
+  EXPECT_THROW(Pool(-1), ValueError);
+  Pool three(3);
+  EXPECT_EQ(three.processes(), 3);
+}
+
+TEST(Pool, DefaultSizeIsCpuCount) {
+  Pool pool;
+  EXPECT_EQ(pool.processes(), cpu_count());
+}
+
+TEST(Pool, InvalidMaxtasksperchildIsAValueError) {
+  EXPECT_THROW(Pool(PoolOptions{.processes = 1, .maxtasksperchild = 0}), ValueError);
+  EXPECT_THROW(Pool(PoolOptions{.processes = 1, .maxtasksperchild = -1}), ValueError);
+}
+
+TEST(Pool, JoinBeforeCloseIsAValueError) {
+  Pool pool(1);
+  EXPECT_THROW(pool.join(), ValueError);
+}
+
+TEST(Pool, SubmittingAfterCloseIsAValueError) {
+  Pool pool(2);
+  pool.close();
+  EXPECT_THROW((void)pool.apply_async(square, 1), ValueError);
+  EXPECT_THROW((void)pool.map(square, std::vector{1}), ValueError);
+  pool.join();
+}
+
+TEST(Pool, CloseThenJoinWaitsForAllSubmittedWork) {
+  Pool pool(2);
+  std::vector<AsyncResult<int>> results;
+  for (int i = 0; i < 10; ++i) results.push_back(pool.apply_async(pooltest::sleepy_square, i, 20));
+  pool.close();
+  pool.join();
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_TRUE(results[i].ready());
+    EXPECT_EQ(results[i].get(), i * i);
+  }
+  EXPECT_TRUE(pool.worker_pids().empty());
+}
+
+TEST(Pool, TerminateWithManyQueuedLongTasksReturnsPromptly) {
+  Pool pool(2);
+  std::vector<std::tuple<int, int>> jobs;
+  for (int i = 0; i < 10000; ++i) jobs.emplace_back(i, 60'000);
+  auto r = pool.starmap_async(pooltest::sleepy_square, jobs, {.chunksize = 1});
+  std::this_thread::sleep_for(100ms);
+  double took = test::seconds_to_run([&] {
+    pool.terminate();
+    pool.join();
+  });
+  EXPECT_LT(took, 5.0);
+  EXPECT_THROW((void)r.get(1s), ProcessError);
+}
+
+TEST(Pool, TerminateNeverHangsOnWorkersStuckInAnEndlessLoop) {
+  Pool pool(2);
+  auto a = pool.apply_async(pooltest::spin_forever, 0);
+  auto b = pool.apply_async(pooltest::spin_forever, 0);
+  std::this_thread::sleep_for(100ms);
+  double took = test::seconds_to_run([&] {
+    pool.terminate();
+    pool.join();
+  });
+  EXPECT_LT(took, 5.0);
+  EXPECT_THROW((void)a.get(1s), ProcessError);
+}
+
+TEST(Pool, DestructorFailsPendingResultsAndNeverHangs) {
+  std::optional<AsyncResult<int>> pending;
+  double took = test::seconds_to_run([&] {
+    Pool pool(1);
+    pending.emplace(pool.apply_async(pooltest::spin_forever, 0));
+    std::this_thread::sleep_for(50ms);
+  });
+  EXPECT_LT(took, 5.0);
+  EXPECT_THROW((void)pending->get(1s), ProcessError);
+}
+
+TEST(Pool, AfterTerminateSubmissionsAreAValueError) {
+  Pool pool(1);
+  EXPECT_EQ(pool.map(square, std::vector{1, 2}), (std::vector<int>{1, 4}));
+  pool.terminate();
+  pool.join();
+  EXPECT_THROW((void)pool.map_async(square, std::vector{1}), ValueError);
+}
+
+TEST(Pool, MapRaisesOnlyAfterEveryTaskFinished) {
+  Pool pool(2);
+  double took = test::seconds_to_run([&] {
+    EXPECT_THROW((void)pool.map(pooltest::raise_value_error_after, std::vector{0, 1000}), ValueError);
+  });
+  EXPECT_GE(took, 0.9);
+  pool.close();
+  pool.join();
+}
+
+// ---- worker lifetime ----
+
+TEST(Pool, MaxtasksperchildReplacesWorkers) {
+  Pool pool(PoolOptions{.processes = 3, .maxtasksperchild = 10});
+  std::set<pid_t> before(pool.worker_pids().begin(), pool.worker_pids().end());
+  std::vector<AsyncResult<int>> results;
+  for (int i = 0; i < 100; ++i) results.push_back(pool.apply_async(square, i));
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(results[i].get(10s), i * i);
+  std::set<int> pids;
+  for (int i = 0; i < 30; ++i) pids.insert(pool.apply(pooltest::my_pid));
+  EXPECT_GT(pids.size(), 0u);
+  for (int pid : pids) EXPECT_EQ(before.count(pid), 0u) << "a first-generation worker still runs";
+}
+
+TEST(Pool, MaxtasksperchildOneWithEarlyCloseDoesNotHang) {
+  Pool pool(PoolOptions{.processes = 3, .maxtasksperchild = 1});
+  std::vector<AsyncResult<int>> results;
+  for (int i = 0; i < 6; ++i) results.push_back(pool.apply_async(pooltest::sleepy_square, i, 50));
+  pool.close();
+  pool.join();
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(results[i].get(1s), i * i);
+}
+
+TEST(Pool, InitializerRunsInEveryWorkerReplacementsIncluded) {
+  Pool pool(PoolOptions{.processes = 2,
+                        .initializer = [] { pooltest::initialized_value = 42; },
+                        .maxtasksperchild = 1});
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(pool.apply(pooltest::read_initialized), 42);
+}
+
+TEST(Pool, AThrowingInitializerBreaksThePoolWithoutHanging) {
+  Pool pool(PoolOptions{.processes = 2, .initializer = [] { throw std::runtime_error("no db"); }});
+  auto r = pool.apply_async(square, 2);
+  try {
+    (void)r.get(10s);
+    FAIL() << "no exception";
+  } catch (const ProcessError& e) {
+    EXPECT_NE(std::string(e.what()).find("no db"), std::string::npos);
+  }
+  EXPECT_THROW((void)pool.apply_async(square, 2).get(10s), ProcessError);
+}
+
+TEST(Pool, LargePoolWorks) {
+  Pool pool(100);
+  auto squares = pool.map(square, std::views::iota(0, 1000));
+  EXPECT_EQ(std::accumulate(squares.begin(), squares.end(), 0LL), 332833500LL);
+}
+
+// ---- dead workers ----
+
+TEST(Pool, AWorkerKilledBySigkillFailsOnlyItsTask) {
+  Pool pool(2);
+  auto lost = pool.apply_async(pooltest::die_on, 7, 7);
+  try {
+    (void)lost.get(10s);
+    FAIL() << "no exception";
+  } catch (const WorkerLostError& e) {
+    EXPECT_NE(std::string(e.what()).find("signal 9"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(pool.map(square, std::views::iota(0, 100)).size(), 100u);
+  EXPECT_EQ(pool.apply(square, 9), 81);
+}
+
+TEST(Pool, ExitInsideATaskIsAWorkerLostErrorNamingTheCode) {
+  Pool pool(1);
+  try {
+    (void)pool.apply(pooltest::exit_with, 99);
+    FAIL() << "no exception";
+  } catch (const WorkerLostError& e) {
+    EXPECT_NE(std::string(e.what()).find("exited with code 99"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW((void)pool.apply(pooltest::abort_now, 0), WorkerLostError);
+  EXPECT_EQ(pool.apply(square, 3), 9);
+}
+
+TEST(Pool, AMapWithADyingItemFailsAndTheRestOfThePoolGoesOn) {
+  Pool pool(2);
+  std::vector<std::tuple<int, int>> jobs;
+  for (int i = 0; i < 50; ++i) jobs.emplace_back(i, 17);
+  EXPECT_THROW((void)pool.starmap(pooltest::die_on, jobs, {.chunksize = 1}), WorkerLostError);
+  EXPECT_EQ(pool.map(square, std::vector{1, 2, 3}), (std::vector<int>{1, 4, 9}));
+}
+
+TEST(Pool, RandomWorkerKillsDuringALargeImapLoseNothingElse) {
+  Pool pool(2);
+  constexpr int kItems = 3000;
+  std::atomic<bool> done{false};
+  std::atomic<int> kills{0};
+  std::thread killer([&] {
+    for (int i = 0; i < 10 && !done; ++i) {
+      std::this_thread::sleep_for(30ms);
+      auto pids = pool.worker_pids();
+      if (!pids.empty() && ::kill(pids[static_cast<std::size_t>(i) % pids.size()], SIGKILL) == 0)
+        ++kills;
+    }
+  });
+  std::multiset<int> values;
+  int lost = 0;
+  auto it = pool.imap_unordered(pooltest::slow_square, std::views::iota(0, kItems));
+  for (;;) {
+    try {
+      auto v = it.next(30s);
+      if (!v) break;
+      values.insert(*v);
+    } catch (const WorkerLostError&) {
+      ++lost;
+    }
+  }
+  done = true;
+  killer.join();
+  // Every item is accounted for exactly once: a result, or the loss of the worker running it.
+  EXPECT_EQ(static_cast<int>(values.size()) + lost, kItems);
+  EXPECT_LE(lost, kills.load());
+  std::set<int> unique(values.begin(), values.end());
+  EXPECT_EQ(unique.size(), values.size());
+  for (int v : values) {
+    int root = static_cast<int>(std::lround(std::sqrt(v)));
+    EXPECT_EQ(root * root, v);
+  }
+  EXPECT_EQ(pool.apply(square, 12), 144);
+}
+
+// ---- concurrent.futures.ProcessPoolExecutor parity (11.2-11.5), with mproc's answers ----
+
+// test_shutdown_deadlock: a worker that crashes after close() fails its task; join() does not hang.
+TEST(Pool, AWorkerCrashingAfterCloseFailsItsTaskAndJoinReturns) {
+  Pool pool(2);
+  auto r = pool.apply_async(pooltest::die_on, 1, 1);
+  pool.close();
+  EXPECT_THROW((void)r.get(10s), WorkerLostError);
+  double took = test::seconds_to_run([&] { pool.join(); });
+  EXPECT_LT(took, 5.0);
+}
+
+// test_crash_big_data: workers crash on large arguments; a clean error, no deadlock.
+TEST(Pool, WorkersCrashingOnLargeArgumentsGiveACleanErrorAndNoDeadlock) {
+  Pool pool(2);
+  std::vector<std::string> inputs(8, std::string(1 << 20, 'x'));
+  EXPECT_THROW((void)pool.map(pooltest::crash_with_big_argument, inputs, {.chunksize = 1}),
+               WorkerLostError);
+  EXPECT_EQ(pool.apply(pooltest::crash_with_big_argument, std::string(10, 'y')), 10u);
+}
+
+// test_max_tasks_per_child_pending_tasks_gh115634: (workers, maxtasks, tasks) = (1, 2, 6) and
+// (2, 2, 8): every result arrives, nothing deadlocks.
+TEST(Pool, MaxtasksperchildWithPendingTasksDeliversEveryResult) {
+  for (auto [workers, maxtasks, tasks] : {std::tuple{1, 2, 6}, std::tuple{2, 2, 8}}) {
+    Pool pool(PoolOptions{.processes = workers, .maxtasksperchild = maxtasks});
+    std::vector<AsyncResult<int>> results;
+    for (int i = 0; i < tasks; ++i) results.push_back(pool.apply_async(square, i));
+    for (int i = 0; i < tasks; ++i) EXPECT_EQ(results[i].get(10s), i * i);
+    pool.close();
+    pool.join();
+  }
+}
+
+// test_hang_issue12364: 50 submissions, then close + join: every result is there.
+TEST(Pool, FiftySubmissionsThenCloseAndJoinKeepEveryResult) {
+  Pool pool(2);
+  std::vector<AsyncResult<int>> results;
+  for (int i = 0; i < 50; ++i) results.push_back(pool.apply_async(pooltest::sleepy_square, i, 2));
+  pool.close();
+  pool.join();
+  for (int i = 0; i < 50; ++i) EXPECT_EQ(results[i].get(0s), i * i);
+}
+
+// test_initializer: the initializer runs in each worker before any task.
+TEST(Pool, TheInitializerRunsBeforeAnyTask) {
+  Pool pool(PoolOptions{.processes = 3, .initializer = [] { pooltest::initialized_value = 7; }});
+  auto values =
+      pool.starmap(pooltest::read_initialized, std::vector<std::tuple<>>(30), {.chunksize = 1});
+  EXPECT_EQ(values, std::vector<int>(30, 7));
+}
+
+TEST(Pool, WorkersIgnoreSigint) {
+  Pool pool(1);
+  auto pids = pool.worker_pids();
+  for (int i = 0; i < 100 && pids.empty(); ++i) {
+    std::this_thread::sleep_for(10ms);
+    pids = pool.worker_pids();
+  }
+  ASSERT_EQ(pids.size(), 1u);
+  ::kill(pids[0], SIGINT);
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(pool.worker_pids(), pids);
+  EXPECT_EQ(pool.apply(square, 2), 4);
+}
+
+}  // namespace
+}  // namespace mproc
