@@ -10,6 +10,7 @@
 #include "mproc/errors.h"
 #include "mproc/log.h"
 #include "mproc/pool.h"
+
 #include "os_error.h"
 #include "wire.h"
 
@@ -17,14 +18,17 @@ namespace mproc::detail {
 namespace {
 
 // Task messages are small and many: a ring of a few MiB holds thousands of chunks in flight.
-QueueOptions queue_options() { return QueueOptions{.maxsize = 0, .capacity = std::size_t{4} << 20}; }
+QueueOptions queue_options() {
+  return QueueOptions{.maxsize = 0, .capacity = std::size_t{4} << 20};
+}
 
 std::string describe_death(pid_t pid, int wait_status) {
   std::string text = "worker process " + std::to_string(pid);
   if (WIFSIGNALED(wait_status)) {
     int sig = WTERMSIG(wait_status);
     const char* name = ::sigabbrev_np(sig);
-    text += " was killed by signal " + std::to_string(sig) + (name ? std::string(" (SIG") + name + ")" : "");
+    text += " was killed by signal " + std::to_string(sig) +
+            (name ? std::string(" (SIG") + name + ")" : "");
   } else if (WIFEXITED(wait_status)) {
     text += " exited with code " + std::to_string(WEXITSTATUS(wait_status));
   } else {
@@ -39,7 +43,8 @@ PoolEngine::PoolEngine(PoolConfig config)
     : config_(std::move(config)),
       tasks_(queue_options()),
       results_(queue_options()),
-      slots_(SharedSegment::create(sizeof(WorkerSlot) * static_cast<std::size_t>(config_.processes))),
+      slots_(
+          SharedSegment::create(sizeof(WorkerSlot) * static_cast<std::size_t>(config_.processes))),
       creator_(::getpid()) {
   for (int i = 0; i < config_.processes; ++i) new (&slot(static_cast<std::uint32_t>(i))) WorkerSlot;
   // The zygote first, while this thread may still be the only one; then the collector.
@@ -83,7 +88,8 @@ void PoolEngine::send_to_zygote(char command, std::uint32_t slot_index) noexcept
   char message[5] = {command};
   std::memcpy(message + 1, &slot_index, 4);
   // 5 bytes < PIPE_BUF: one atomic write, even with several threads sending.
-  ssize_t n = retry_on_eintr([&] { return ::write(zygote_commands_.get(), message, sizeof message); });
+  ssize_t n =
+      retry_on_eintr([&] { return ::write(zygote_commands_.get(), message, sizeof message); });
   if (n != static_cast<ssize_t>(sizeof message))
     report_error("cannot send a command to the pool's zygote process");
 }
@@ -198,7 +204,8 @@ void PoolEngine::on_results(std::string_view message) {
   WireReader reader(message);
   reader.tag();
   ChunkResults results = read_results(reader);
-  if (auto job = claim_chunk(results.job, results.chunk)) job->deliver(results.chunk, results.items);
+  if (auto job = claim_chunk(results.job, results.chunk))
+    job->deliver(results.chunk, results.items);
 }
 
 void PoolEngine::on_worker_died(std::uint32_t index, pid_t pid, int wait_status) {
@@ -262,7 +269,8 @@ void PoolEngine::close() {
     state_ = State::kClose;
   }
   const char pill = kPoisonPill;
-  for (int i = 0; i < config_.processes; ++i) tasks_.put(std::string_view(&pill, 1), Deadline::never());
+  for (int i = 0; i < config_.processes; ++i)
+    tasks_.put(std::string_view(&pill, 1), Deadline::never());
 }
 
 void PoolEngine::terminate() {
@@ -272,18 +280,20 @@ void PoolEngine::terminate() {
     state_ = State::kTerminate;
   }
   send_to_zygote('K', 0);
-  fail_everything(std::make_exception_ptr(
-      ProcessError("the pool was terminated before this task finished")));
+  fail_everything(
+      std::make_exception_ptr(ProcessError("the pool was terminated before this task finished")));
 }
 
 void PoolEngine::join() {
   {
     std::unique_lock lock(mutex_);
-    if (state_ == State::kRun) throw ValueError("Pool is still running: close() or terminate() it first");
+    if (state_ == State::kRun)
+      throw ValueError("Pool is still running: close() or terminate() it first");
     if (joined_) return;
     // After close(): every worker takes a pill once the work before it is done (a crashed one is
     // replaced and its replacement takes it). After terminate(): the zygote kills them.
-    if (state_ == State::kClose) changed_.wait(lock, [&] { return live_workers_ <= 0 || state_ == State::kTerminate; });
+    if (state_ == State::kClose)
+      changed_.wait(lock, [&] { return live_workers_ <= 0 || state_ == State::kTerminate; });
     joined_ = true;
   }
   // The collector first: it is the only other user of the command pipe (replacements).
@@ -294,7 +304,8 @@ void PoolEngine::join() {
   retry_on_eintr([&] { return ::waitpid(zygote_, &status, 0); });
   remove_segments_of(zygote_);
   // Results that came in after terminate() have nobody to go to; pending ones have failed.
-  fail_everything(std::make_exception_ptr(ProcessError("the pool was terminated before this task finished")));
+  fail_everything(
+      std::make_exception_ptr(ProcessError("the pool was terminated before this task finished")));
 }
 
 std::vector<pid_t> PoolEngine::worker_pids() const {

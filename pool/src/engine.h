@@ -18,6 +18,7 @@
 #include "mproc/async_result.h"
 #include "mproc/detail/byte_queue.h"
 #include "mproc/shm.h"
+
 #include "unique_fd.h"
 
 namespace mproc::detail {

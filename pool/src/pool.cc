@@ -1,7 +1,8 @@
 #include "mproc/pool.h"
 
-#include "engine.h"
 #include "mproc/process.h"
+
+#include "engine.h"
 
 namespace mproc {
 namespace {

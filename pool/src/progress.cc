@@ -5,6 +5,7 @@
 #include <string>
 
 #include "mproc/async_result.h"
+
 #include "os_error.h"
 
 namespace mproc::detail {
@@ -25,11 +26,13 @@ void ProgressBar::advance(std::size_t items) {
   // At most ten redraws a second: a terminal is slow, a map may complete thousands of chunks.
   if (!finished && now - last_draw_ < std::chrono::milliseconds(100)) return;
   last_draw_ = now;
-  std::string line = "\r" + format(done_, total_, std::chrono::duration<double>(now - start_).count());
+  std::string line =
+      "\r" + format(done_, total_, std::chrono::duration<double>(now - start_).count());
   if (finished) line += "\n";
   std::size_t written = 0;
   while (written < line.size()) {
-    ssize_t n = retry_on_eintr([&] { return ::write(fd_, line.data() + written, line.size() - written); });
+    ssize_t n =
+        retry_on_eintr([&] { return ::write(fd_, line.data() + written, line.size() - written); });
     if (n <= 0) return;  // a progress bar is not worth failing a map for
     written += static_cast<std::size_t>(n);
   }

@@ -12,14 +12,16 @@ char WireReader::tag() { return bytes(1)[0]; }
 std::uint32_t WireReader::u32() {
   std::string_view b = bytes(4);
   std::uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) v |= static_cast<std::uint32_t>(static_cast<unsigned char>(b[i])) << (8 * i);
+  for (int i = 0; i < 4; ++i)
+    v |= static_cast<std::uint32_t>(static_cast<unsigned char>(b[i])) << (8 * i);
   return v;
 }
 
 std::uint64_t WireReader::u64() {
   std::string_view b = bytes(8);
   std::uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v |= static_cast<std::uint64_t>(static_cast<unsigned char>(b[i])) << (8 * i);
+  for (int i = 0; i < 8; ++i)
+    v |= static_cast<std::uint64_t>(static_cast<unsigned char>(b[i])) << (8 * i);
   return v;
 }
 
@@ -99,7 +101,8 @@ void ChunkWriter::begin(std::uint64_t job, std::uint32_t chunk, std::string_view
 }
 
 std::string_view ChunkWriter::finish() {
-  for (int i = 0; i < 4; ++i) buffer_[count_at_ + i] = static_cast<char>((count_ >> (8 * i)) & 0xff);
+  for (int i = 0; i < 4; ++i)
+    buffer_[count_at_ + i] = static_cast<char>((count_ >> (8 * i)) & 0xff);
   return buffer_;
 }
 

@@ -6,9 +6,10 @@
 
 #include <cstdio>
 
-#include "engine.h"
 #include "mproc/envelope.h"
 #include "mproc/log.h"
+
+#include "engine.h"
 #include "wire.h"
 
 namespace mproc::detail {
@@ -38,7 +39,8 @@ void PoolEngine::worker_main(std::uint32_t slot_index) {
       }
       me.state.store(WorkerSlot::kInitFailed, std::memory_order_release);
       try {
-        results_.put(worker_notice(kInitializerFailed, slot_index, self, 0, text), Deadline::never());
+        results_.put(worker_notice(kInitializerFailed, slot_index, self, 0, text),
+                     Deadline::never());
       } catch (...) {
       }
       leave(1);

@@ -13,8 +13,9 @@
 #include <map>
 #include <vector>
 
-#include "engine.h"
 #include "mproc/log.h"
+
+#include "engine.h"
 #include "os_error.h"
 #include "wire.h"
 

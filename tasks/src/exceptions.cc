@@ -135,6 +135,8 @@ class ExceptionRegistry {
     add_with_message<FileExistsError>("mproc::FileExistsError");
     add_with_message<FileNotFoundError>("mproc::FileNotFoundError");
     add_with_message<IndexError>("mproc::IndexError");
+    add_with_message<TypeError>("mproc::TypeError");
+    add_with_message<KeyError>("mproc::KeyError");
     add("mproc::BufferTooShort", typeid(BufferTooShort),
         nested_type_of(BufferTooShort(std::string(), std::string())), &throw_buffer_too_short,
         &buffer_too_short_extra);

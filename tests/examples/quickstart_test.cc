@@ -1,8 +1,8 @@
 // Runs examples/quickstart (Pool.map and apply_async over a CPU-bound job) and checks its output.
-#include <gtest/gtest.h>
-
 #include <regex>
 #include <string>
+
+#include <gtest/gtest.h>
 
 #include "support.h"
 
@@ -20,7 +20,8 @@ TEST(QuickstartExample, CountsPrimesSeriallyAndInThePoolWithTheSameResult) {
   EXPECT_EQ(lines[0], "primes below 2000000: 148933 (serial), 148933 (pool.map)");
   EXPECT_EQ(lines[1], "primes below 31250 (apply_async): 3368");
   EXPECT_TRUE(std::regex_match(
-      lines[2], std::regex(R"(serial \d+\.\d{3} s, parallel \d+\.\d{3} s on \d+ workers: \d+\.\d\dx)")))
+      lines[2],
+      std::regex(R"(serial \d+\.\d{3} s, parallel \d+\.\d{3} s on \d+ workers: \d+\.\d\dx)")))
       << lines[2];
 }
 

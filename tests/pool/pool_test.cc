@@ -1,14 +1,15 @@
 // Pool: Python's parity section 8 (apply/map/imap/starmap, AsyncResult, life cycle, worker
 // lifetime) and mproc's crash-proofing (a dead worker fails only its own task).
+#include "mproc/pool.h"
+
 #include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cmath>
-#include <future>
 #include <cstdlib>
-#include <gtest/gtest.h>
+#include <future>
 #include <map>
 #include <numeric>
 #include <ranges>
@@ -19,9 +20,11 @@
 #include <tuple>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "mproc/mproc.h"
-#include "mproc/pool.h"
 #include "mproc/process.h"
+
 #include "support.h"
 
 namespace pooltest {
@@ -156,7 +159,8 @@ TEST_F(PoolTest, MapTakesAnyInputRange) {
   auto got = pool.map(square, std::views::iota(0, 50));
   ASSERT_EQ(got.size(), 50u);
   for (int i = 0; i < 50; ++i) EXPECT_EQ(got[i], i * i);
-  auto odd = pool.map(square, std::views::iota(0, 20) | std::views::filter([](int x) { return x % 2; }));
+  auto odd =
+      pool.map(square, std::views::iota(0, 20) | std::views::filter([](int x) { return x % 2; }));
   EXPECT_EQ(odd, (std::vector<int>{1, 9, 25, 49, 81, 121, 169, 225, 289, 361}));
 }
 
@@ -177,11 +181,11 @@ TEST_F(PoolTest, MapAsyncGetReturnsTheResults) {
 TEST_F(PoolTest, MapAsyncCallbackGetsTheWholeListOnce) {
   std::atomic<int> calls{0};
   std::vector<int> seen;
-  auto r = pool.map_async(square, std::vector{1, 2, 3},
-                          {.callback = [&](const std::vector<int>& all) {
-                            seen = all;
-                            ++calls;
-                          }});
+  auto r =
+      pool.map_async(square, std::vector{1, 2, 3}, {.callback = [&](const std::vector<int>& all) {
+                       seen = all;
+                       ++calls;
+                     }});
   r.wait();
   EXPECT_TRUE(r.wait(10s));
   // The callback runs before waiters wake? No: waiters wake first; give the collector a moment.
@@ -294,7 +298,8 @@ TEST_F(PoolTest, ImapUnorderedYieldsEveryResult) {
   for (int i = 0; i < 1000; ++i) expected.insert(i * i);
   EXPECT_EQ(got, expected);
   got.clear();
-  for (int v : pool.imap_unordered(square, std::views::iota(0, 1000), {.chunksize = 100})) got.insert(v);
+  for (int v : pool.imap_unordered(square, std::views::iota(0, 1000), {.chunksize = 100}))
+    got.insert(v);
   EXPECT_EQ(got, expected);
 }
 
@@ -379,8 +384,7 @@ TEST_F(PoolTest, CallbacksRunOnOneCollectorThreadAndAThrowingOneDoesNotKillThePo
   std::atomic<int> calls{0};
   std::vector<AsyncResult<int>> results;
   for (int i = 0; i < 20; ++i) {
-    results.push_back(pool.apply_async(square, std::tuple{i},
-                                       {.callback = [&](const int&) {
+    results.push_back(pool.apply_async(square, std::tuple{i}, {.callback = [&](const int&) {
                                          {
                                            std::scoped_lock lock(m);
                                            threads.insert(std::this_thread::get_id());
@@ -509,7 +513,8 @@ TEST(Pool, AfterTerminateSubmissionsAreAValueError) {
 TEST(Pool, MapRaisesOnlyAfterEveryTaskFinished) {
   Pool pool(2);
   double took = test::seconds_to_run([&] {
-    EXPECT_THROW((void)pool.map(pooltest::raise_value_error_after, std::vector{0, 1000}), ValueError);
+    EXPECT_THROW((void)pool.map(pooltest::raise_value_error_after, std::vector{0, 1000}),
+                 ValueError);
   });
   EXPECT_GE(took, 0.9);
   pool.close();
@@ -688,6 +693,18 @@ TEST(Pool, TheInitializerRunsBeforeAnyTask) {
   auto values =
       pool.starmap(pooltest::read_initialized, std::vector<std::tuple<>>(30), {.chunksize = 1});
   EXPECT_EQ(values, std::vector<int>(30, 7));
+}
+
+// Parity 1.3 test_pool_in_process: a child process can run a pool of its own.
+TEST(Pool, AChildProcessCanRunAPoolOfItsOwn) {
+  auto run = test::fork_and_wait(
+      [] {
+        Pool inner(2);
+        return inner.map(square, std::vector{1, 2, 3}) == std::vector<int>{1, 4, 9} ? 0 : 1;
+      },
+      30s);
+  EXPECT_FALSE(run.timed_out);
+  EXPECT_EQ(run.code, 0);
 }
 
 TEST(Pool, WorkersIgnoreSigint) {

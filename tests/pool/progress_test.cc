@@ -4,10 +4,12 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include <gtest/gtest.h>
 #include <string>
 
+#include <gtest/gtest.h>
+
 #include "mproc/mproc.h"
+
 #include "support.h"
 
 namespace progresstest {
@@ -73,7 +75,8 @@ TEST(ProgressBar, AMapWithProgressStillReturnsItsResults) {
   auto got = pool.map(progresstest::twice, std::vector{1, 2, 3}, {.progress = true});
   EXPECT_EQ(got, (std::vector<int>{2, 4, 6}));
   std::vector<int> seen;
-  for (int v : pool.imap(progresstest::twice, std::vector{4, 5}, {.progress = true})) seen.push_back(v);
+  for (int v : pool.imap(progresstest::twice, std::vector{4, 5}, {.progress = true}))
+    seen.push_back(v);
   EXPECT_EQ(seen, (std::vector<int>{8, 10}));
 }
 

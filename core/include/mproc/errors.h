@@ -145,4 +145,19 @@ class IndexError : public Error {
   using Error::Error;
 };
 
+// ---- Dynamic values (mproc::Object)
+
+// Python `TypeError`: an operation on a value of the wrong type (`as_int()` on a str, `<`
+// between a str and an int, a list used as a dict key).
+class TypeError : public Error {
+ public:
+  using Error::Error;
+};
+
+// Python `KeyError`: a dict has no such key.
+class KeyError : public Error {
+ public:
+  using Error::Error;
+};
+
 }  // namespace mproc

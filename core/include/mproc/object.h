@@ -50,19 +50,6 @@
 
 namespace mproc {
 
-// Python `TypeError`: an operation on a value of the wrong type (`as_int()` on a str, `<`
-// between a str and an int, a list used as a dict key).
-class TypeError : public Error {
- public:
-  using Error::Error;
-};
-
-// Python `KeyError`: a dict has no such key.
-class KeyError : public Error {
- public:
-  using Error::Error;
-};
-
 // Python's `None`.
 struct NoneType {
   friend constexpr bool operator==(NoneType, NoneType) noexcept { return true; }

@@ -233,8 +233,7 @@ class MapState : public Job {
     std::size_t first = chunk_starts_.at(chunk);
     for (std::size_t i = 0; i < items.size() && first + i < values_.size(); ++i) {
       try {
-        values_[first + i] =
-            take_result<R>(ResultView{0, items[i].status, items[i].payload});
+        values_[first + i] = take_result<R>(ResultView{0, items[i].status, items[i].payload});
       } catch (...) {
         note_error(first + i, std::current_exception());
       }
@@ -246,7 +245,8 @@ class MapState : public Job {
   void fail(std::uint32_t chunk, std::exception_ptr error) override {
     note_error(chunk_starts_.at(chunk), error);
     if (progress_) {
-      std::size_t end = chunk + 1 < chunk_starts_.size() ? chunk_starts_[chunk + 1] : values_.size();
+      std::size_t end =
+          chunk + 1 < chunk_starts_.size() ? chunk_starts_[chunk + 1] : values_.size();
       progress_->advance(end - chunk_starts_[chunk]);
     }
     finish_chunk();
@@ -344,8 +344,7 @@ class IMapState : public Job {
   }
 
   // The next outcome; nullopt at the end. Throws TimeoutError when the deadline passes first.
-  std::optional<Outcome> next(const Deadline& deadline,
-                              const std::function<void()>& on_consumed) {
+  std::optional<Outcome> next(const Deadline& deadline, const std::function<void()>& on_consumed) {
     std::unique_lock lock(mutex_);
     auto available = [&] {
       if (ordered_) return pending_by_position_.count(next_position_) > 0 || at_end();

@@ -195,22 +195,23 @@ class Pool {
   // every task has finished (the first by position), as Python does.
   template <class F, std::ranges::input_range Range>
   std::vector<task_result_t<F>> map(const F& fn, Range&& inputs, MapOptions options = {}) {
-    return map_async(fn, std::forward<Range>(inputs), {.chunksize = options.chunksize, .progress = options.progress})
+    return map_async(fn, std::forward<Range>(inputs),
+                     {.chunksize = options.chunksize, .progress = options.progress})
         .get();
   }
   template <class F, std::ranges::input_range Range>
   AsyncResult<std::vector<task_result_t<F>>> map_async(
       const F& fn, Range&& inputs, MapAsyncOptions<task_result_t<F>> options = {}) {
-    return map_impl(
-        fn, std::forward<Range>(inputs), std::move(options),
-        [&fn](std::string& out, auto&& item) {
-          detail::encode_task_call(out, fn, std::forward<decltype(item)>(item));
-        });
+    return map_impl(fn, std::forward<Range>(inputs), std::move(options),
+                    [&fn](std::string& out, auto&& item) {
+                      detail::encode_task_call(out, fn, std::forward<decltype(item)>(item));
+                    });
   }
   // Python's starmap: fn(a, b, ...) for every tuple (or pair) of `inputs`.
   template <class F, std::ranges::input_range Range>
   std::vector<task_result_t<F>> starmap(const F& fn, Range&& inputs, MapOptions options = {}) {
-    return starmap_async(fn, std::forward<Range>(inputs), {.chunksize = options.chunksize, .progress = options.progress})
+    return starmap_async(fn, std::forward<Range>(inputs),
+                         {.chunksize = options.chunksize, .progress = options.progress})
         .get();
   }
   template <class F, std::ranges::input_range Range>
@@ -260,7 +261,8 @@ class Pool {
 
  private:
   template <class F, class... Args>
-  AsyncResult<task_result_t<F>> apply_async_with(const F& fn, ApplyOptions<task_result_t<F>> options,
+  AsyncResult<task_result_t<F>> apply_async_with(const F& fn,
+                                                 ApplyOptions<task_result_t<F>> options,
                                                  Args&&... args) {
     using R = task_result_t<F>;
     std::string args_buffer;
@@ -306,7 +308,8 @@ class Pool {
     detail::ChunkWriter& writer = chunk_writer();
     for (std::uint32_t chunk = 0; chunk < starts.size(); ++chunk) {
       writer.begin(job, chunk, name);
-      std::size_t end = std::min(encoded.size(), static_cast<std::size_t>(starts[chunk]) + chunksize);
+      std::size_t end =
+          std::min(encoded.size(), static_cast<std::size_t>(starts[chunk]) + chunksize);
       for (std::size_t i = starts[chunk]; i < end; ++i)
         writer.add([&](std::string& out) { out += encoded[i]; });
       submit_chunk(job, chunk, writer.finish());
@@ -346,9 +349,8 @@ class Pool {
     using Stored = std::conditional_t<std::is_lvalue_reference_v<Range>,
                                       std::ranges::ref_view<std::remove_reference_t<Range>>,
                                       std::remove_cvref_t<Range>>;
-    auto feeder = std::make_shared<IMapFeeder<F, Stored>>(
-        IMapFeeder<F, Stored>{engine_, &fn, task_name(fn), Stored(std::forward<Range>(inputs)), {},
-                              chunksize, job});
+    auto feeder = std::make_shared<IMapFeeder<F, Stored>>(IMapFeeder<F, Stored>{
+        engine_, &fn, task_name(fn), Stored(std::forward<Range>(inputs)), {}, chunksize, job});
     feeder->it = std::ranges::begin(feeder->range);
     auto feed_one = [feeder, state]() -> bool {  // false once the input is exhausted
       auto& f = *feeder;

@@ -6,11 +6,13 @@
 //
 // One shared segment holds a header and a byte ring. A record is an 8-byte length and the
 // payload, wrapping at the ring's end; an item that does not fit in the ring's free bytes goes
-// "out of line", into a segment of its own that the ring (or, when the ring has no room even for
-// a reference, a FIFO overflow list) names. Every structure change happens under one robust
-// process-shared mutex and is committed by a single store after the bytes are copied, so a
-// process SIGKILLed in the middle of a put or a get leaves no half-written item and loses none.
-// Sleepers wait on futex words; a put or get makes no system call while nobody sleeps.
+// "out of line", into a segment of its own that a ring record names; when the ring has no room
+// even for that, items go to a FIFO of overflow segments (1 MiB chunks of records), and later
+// items follow them there until they drain, so the order stays FIFO. Every structure change
+// happens under one robust process-shared mutex and is committed by a single store after the
+// bytes are copied, so a process SIGKILLed in the middle of a put or a get leaves no half-written
+// item and loses none. Sleepers wait on futex words; a put or get makes no system call while
+// nobody sleeps.
 //
 // Thread safety: every member function may be called from several threads and processes.
 // Fork safety: a forked child may use the handles it inherited. Lifetime: copies are handles to
