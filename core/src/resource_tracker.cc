@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <charconv>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -21,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "mproc/errors.h"
 #include "mproc/shm.h"
 
 #include "os_error.h"
@@ -90,6 +92,7 @@ struct State {
   UniqueFd lock_fd;
   pid_t tracker_for = 0;  // the pid that started or inherited a tracker
   UniqueFd tracker_fd;    // our end of the tracker's socket (inherited by forked children)
+  pid_t tracker_pid = 0;
 };
 
 State& state() {
@@ -136,10 +139,28 @@ struct Tracked {
   std::set<std::string> names;
 };
 
+// Unlinks what a dead owner left and says so on stderr, as Python's tracker does: a leak is a
+// bug in the program (or a SIGKILL), worth a line.
+void clean_up_leaked(const std::set<std::string>& names, pid_t owner) noexcept {
+  std::size_t leaked = 0;
+  for (const auto& name : names) leaked += ::shm_unlink(name.c_str()) == 0;
+  if (leaked == 0) return;
+  char text[160];
+  int n = std::snprintf(text, sizeof text,
+                        "mproc resource tracker: there appear to be %zu leaked shared memory "
+                        "objects of process %d to clean up\n",
+                        leaked, static_cast<int>(owner));
+  if (n > 0) (void)!::write(2, text, static_cast<std::size_t>(n));
+}
+
 [[noreturn]] void tracker_main(int read_fd) {
+  // Python's tracker ignores both: a Ctrl-C or a `kill` of the program's group must not take the
+  // cleaner down before the processes it cleans up after.
   ::signal(SIGINT, SIG_IGN);
   ::signal(SIGTERM, SIG_IGN);
   ::signal(SIGPIPE, SIG_IGN);
+  pid_t me = ::getpid();
+  (void)::send(read_fd, &me, sizeof me, MSG_NOSIGNAL);  // who we are, for tracker_pid()
   std::map<pid_t, Tracked> owners;
   std::string pending;
   char buffer[4096];
@@ -153,43 +174,54 @@ struct Tracked {
       }
     }
     if (retry_on_eintr([&] { return ::poll(fds.data(), fds.size(), -1); }) < 0) break;
-    for (std::size_t i = 1; i < fds.size(); ++i) {
-      if (fds[i].revents == 0) continue;
-      for (const auto& name : owners[pids[i - 1]].names) ::shm_unlink(name.c_str());
-      owners.erase(pids[i - 1]);
-    }
-    if (fds[0].revents == 0) continue;
-    ssize_t n = retry_on_eintr([&] { return ::recv(read_fd, buffer, sizeof buffer, 0); });
-    if (n <= 0) break;  // every process of the tree has exited
-    pending.append(buffer, static_cast<std::size_t>(n));
-    std::size_t end;
-    while ((end = pending.find('\n')) != std::string::npos) {
-      // "<R|U> <pid> <name>"
-      std::string line = pending.substr(0, end);
-      pending.erase(0, end + 1);
-      if (line.size() < 5) continue;
-      std::size_t space = line.find(' ', 2);
-      if (space == std::string::npos) continue;
-      pid_t pid = 0;
-      std::from_chars(line.data() + 2, line.data() + space, pid);
-      std::string name = line.substr(space + 1);
-      if (line[0] == 'R') {
-        Tracked& tracked = owners[pid];
-        if (!tracked.pidfd)
-          tracked.pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-        if (!tracked.pidfd) {  // already gone
-          ::shm_unlink(name.c_str());
-          owners.erase(pid);
-        } else {
-          tracked.names.insert(std::move(name));
+    // Every pending message first: an owner that registered a name and died at once must have
+    // all its names in the set before its death is acted on.
+    bool tree_gone = false;
+    while (fds[0].revents != 0) {
+      ssize_t n =
+          retry_on_eintr([&] { return ::recv(read_fd, buffer, sizeof buffer, MSG_DONTWAIT); });
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+      if (n <= 0) {  // every process of the tree has exited
+        tree_gone = true;
+        break;
+      }
+      pending.append(buffer, static_cast<std::size_t>(n));
+      std::size_t end;
+      while ((end = pending.find('\n')) != std::string::npos) {
+        // "<R|U> <pid> <name>"
+        std::string line = pending.substr(0, end);
+        pending.erase(0, end + 1);
+        if (line.size() < 5) continue;
+        std::size_t space = line.find(' ', 2);
+        if (space == std::string::npos) continue;
+        pid_t pid = 0;
+        std::from_chars(line.data() + 2, line.data() + space, pid);
+        std::string name = line.substr(space + 1);
+        if (line[0] == 'R') {
+          Tracked& tracked = owners[pid];
+          if (!tracked.pidfd)
+            tracked.pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+          if (!tracked.pidfd) {  // already gone and reaped
+            clean_up_leaked({std::move(name)}, pid);
+            owners.erase(pid);
+          } else {
+            tracked.names.insert(std::move(name));
+          }
+        } else if (auto it = owners.find(pid); it != owners.end()) {
+          it->second.names.erase(name);
         }
-      } else if (auto it = owners.find(pid); it != owners.end()) {
-        it->second.names.erase(name);
       }
     }
+    for (std::size_t i = 1; i < fds.size(); ++i) {
+      if (fds[i].revents == 0) continue;
+      auto it = owners.find(pids[i - 1]);
+      if (it == owners.end()) continue;
+      clean_up_leaked(it->second.names, it->first);
+      owners.erase(it);
+    }
+    if (tree_gone) break;
   }
-  for (auto& [pid, tracked] : owners)
-    for (const auto& name : tracked.names) ::shm_unlink(name.c_str());
+  for (auto& [pid, tracked] : owners) clean_up_leaked(tracked.names, pid);
   ::_exit(0);
 }
 
@@ -219,8 +251,13 @@ void start_tracker(State& s) {
     ::_exit(0);
   }
   retry_on_eintr([&] { return ::waitpid(middle, nullptr, 0); });
+  pid_t tracker = 0;
+  if (retry_on_eintr([&] { return ::recv(write_end.get(), &tracker, sizeof tracker, 0); }) !=
+      static_cast<ssize_t>(sizeof tracker))
+    throw_errno(EIO, "start the resource tracker");
   s.tracker_fd = std::move(write_end);
   s.tracker_for = self;
+  s.tracker_pid = tracker;
 }
 
 void tell_tracker(State& s, char verb, std::string_view name, pid_t owner = 0) noexcept {
@@ -232,8 +269,23 @@ void tell_tracker(State& s, char verb, std::string_view name, pid_t owner = 0) n
   line += ' ';
   line += name;
   line += '\n';
-  retry_on_eintr(
-      [&] { return ::send(s.tracker_fd.get(), line.data(), line.size(), MSG_NOSIGNAL); });
+  auto sent = [&] {
+    return retry_on_eintr([&] {
+             return ::send(s.tracker_fd.get(), line.data(), line.size(), MSG_NOSIGNAL);
+           }) == static_cast<ssize_t>(line.size());
+  };
+  if (sent() || verb != 'R') return;
+  // The tracker died (someone SIGKILLed it): start a new one, as Python does, and say so. What
+  // the dead one knew is gone; the owner-lock sweep still covers those names.
+  report_error("mproc resource tracker: the tracker process died; starting a new one");
+  try {
+    s.tracker_fd.reset();
+    s.tracker_for = 0;
+    start_tracker(s);
+    (void)sent();
+  } catch (const std::exception& e) {
+    report_error(std::string("cannot restart the resource tracker: ") + e.what());
+  }
 }
 
 }  // namespace
@@ -248,7 +300,22 @@ pid_t segment_owner(std::string_view name) noexcept {
   return pid;
 }
 
+namespace {
+// A name the kernel takes (NAME_MAX) and one message of the tracker's socket can carry.
+void check_name(std::string_view name) {
+  if (name.size() > 255)
+    throw ValueError("shared memory name too long: " + std::string(name.substr(0, 40)) + "...");
+}
+}  // namespace
+
+pid_t resource_tracker_pid() noexcept {
+  State& s = state();
+  std::scoped_lock lock(s.mutex);
+  return s.tracker_fd ? s.tracker_pid : 0;
+}
+
 void track_segment(std::string_view name) {
+  check_name(name);
   State& s = state();
   std::scoped_lock lock(s.mutex);
   take_owner_lock(s);
@@ -263,6 +330,7 @@ void untrack_segment(std::string_view name) noexcept {
 }
 
 void track_segment(std::string_view name, pid_t owner) {
+  check_name(name);
   State& s = state();
   std::scoped_lock lock(s.mutex);
   take_owner_lock(s);

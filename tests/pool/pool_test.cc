@@ -115,6 +115,16 @@ std::size_t crash_with_big_argument(const std::string& data) {
 }
 MPROC_TASK(pooltest::crash_with_big_argument);
 
+// An argument type whose serialization fails in the caller.
+struct Unserializable {
+  template <class Ar>
+  void serialize(Ar&, unsigned) {
+    throw std::runtime_error("this argument cannot be serialized");
+  }
+};
+int take_unserializable(Unserializable) { return 1; }
+MPROC_TASK(pooltest::take_unserializable);
+
 int unregistered_task(int x) { return x; }
 
 }  // namespace pooltest
@@ -401,6 +411,15 @@ TEST_F(PoolTest, CallbacksRunOnOneCollectorThreadAndAThrowingOneDoesNotKillThePo
   EXPECT_EQ(pool.apply(square, 4), 16);
 }
 
+// Parity test_map_unplicklable: an argument that cannot be serialized raises at once, no hang.
+TEST_F(PoolTest, AnArgumentThatCannotBeSerializedRaisesInsteadOfHanging) {
+  std::vector<pooltest::Unserializable> inputs(3);
+  EXPECT_THROW((void)pool.map(pooltest::take_unserializable, inputs), std::exception);
+  EXPECT_THROW((void)pool.apply_async(pooltest::take_unserializable, pooltest::Unserializable{}),
+               std::exception);
+  EXPECT_EQ(pool.apply(square, 6), 36);
+}
+
 TEST_F(PoolTest, AnUnregisteredTaskIsRefusedAtTheCallSite) {
   try {
     (void)pool.apply_async(pooltest::unregistered_task, 1);
@@ -563,8 +582,9 @@ TEST(Pool, AThrowingInitializerBreaksThePoolWithoutHanging) {
   EXPECT_THROW((void)pool.apply_async(square, 2).get(10s), ProcessError);
 }
 
+// Parity test_large_pool: Pool(200).
 TEST(Pool, LargePoolWorks) {
-  Pool pool(100);
+  Pool pool(200);
   auto squares = pool.map(square, std::views::iota(0, 1000));
   EXPECT_EQ(std::accumulate(squares.begin(), squares.end(), 0LL), 332833500LL);
 }
@@ -705,6 +725,82 @@ TEST(Pool, AChildProcessCanRunAPoolOfItsOwn) {
       30s);
   EXPECT_FALSE(run.timed_out);
   EXPECT_EQ(run.code, 0);
+}
+
+// Ctrl-C in a terminal: SIGINT goes to the whole process group. Workers (and the zygote)
+// ignore it; the program gets it. Whatever the program then does, no pool process stays behind.
+bool process_gone(pid_t pid) {
+  FILE* stat = std::fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "r");
+  if (stat == nullptr) return true;
+  int ignored = 0;
+  char comm[64];
+  char state = 0;
+  bool zombie = std::fscanf(stat, "%d %63s %c", &ignored, comm, &state) == 3 && state == 'Z';
+  std::fclose(stat);
+  return zombie;
+}
+
+// Runs a program-like child that starts a pool and waits on a never-ending task, sends SIGINT to
+// its process group, and returns the child's exit code and the pids of its pool's workers.
+std::pair<int, std::vector<pid_t>> interrupt_a_program_with_a_pool(bool handle_sigint) {
+  int fds[2];
+  EXPECT_EQ(::pipe(fds), 0);
+  static std::atomic<bool> interrupted{false};
+  pid_t child = test::fork_child([&] {
+    ::setpgid(0, 0);
+    if (handle_sigint) ::signal(SIGINT, [](int) { interrupted = true; });
+    {
+      Pool pool(2);
+      auto r = pool.apply_async(pooltest::spin_forever, 0);
+      auto pids = pool.worker_pids();
+      for (int i = 0; i < 200 && pids.size() < 2; ++i) {
+        std::this_thread::sleep_for(10ms);
+        pids = pool.worker_pids();
+      }
+      (void)::write(fds[1], pids.data(), pids.size() * sizeof(pid_t));
+      ::close(fds[1]);
+      while (!interrupted) (void)r.wait(10ms);
+    }  // the pool's destructor: terminate + join
+    return 0;
+  });
+  ::close(fds[1]);
+  std::vector<pid_t> pids(2);
+  EXPECT_EQ(::read(fds[0], pids.data(), 2 * sizeof(pid_t)),
+            static_cast<ssize_t>(2 * sizeof(pid_t)));
+  ::close(fds[0]);
+  ::kill(-child, SIGINT);
+  auto exit = test::wait_child(child, 20s);
+  EXPECT_FALSE(exit.timed_out);
+  return {exit.code, pids};
+}
+
+TEST(Pool, CtrlCWithoutAHandlerEndsTheProgramAndItsWorkers) {
+  auto [code, pids] = interrupt_a_program_with_a_pool(false);
+  EXPECT_EQ(code, -SIGINT);
+  for (pid_t pid : pids) {
+    bool gone = false;
+    for (int i = 0; i < 300 && !gone; ++i) {
+      gone = process_gone(pid);
+      if (!gone) std::this_thread::sleep_for(10ms);
+    }
+    EXPECT_TRUE(gone) << "worker " << pid << " outlived its program";
+  }
+}
+
+TEST(Pool, CtrlCHandledByTheProgramShutsThePoolDownCleanly) {
+  auto [code, pids] = interrupt_a_program_with_a_pool(true);
+  EXPECT_EQ(code, 0);
+  for (pid_t pid : pids) EXPECT_TRUE(process_gone(pid)) << "worker " << pid;
+}
+
+// Parity test_worker_finalization_via_atexit_handler_of_multiprocessing [ADAPT]: a pool with
+// static storage duration, never closed, lets the program exit with 0, printing nothing.
+TEST(Pool, APoolWithStaticStorageDurationShutsDownCleanlyAtExit) {
+  auto run = test::run_program(STATIC_POOL_PROGRAM, {}, 30s);
+  ASSERT_FALSE(run.timed_out);
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(run.out, "49\n");
+  EXPECT_EQ(run.err, "");
 }
 
 TEST(Pool, WorkersIgnoreSigint) {

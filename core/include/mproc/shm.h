@@ -66,6 +66,8 @@ namespace detail {
 // Removes every mproc segment created by `pid` (a reaped, dead child). Called by the process
 // layer after waitpid; harmless if there are none.
 void remove_segments_of(pid_t pid) noexcept;
+// The pid of this process tree's resource tracker, 0 before this process created a segment.
+[[nodiscard]] pid_t resource_tracker_pid() noexcept;
 // Number of mproc segments in /dev/shm created by `pid` (for tests and diagnostics).
 [[nodiscard]] std::size_t count_segments_of(pid_t pid);
 // To be called in a freshly forked child before it creates segments: forgets the parent's
