@@ -31,7 +31,6 @@
 #include <cstring>
 #include <functional>
 #include <map>
-#include <memory>
 #include <mutex>
 #include <optional>
 #include <ranges>
@@ -44,14 +43,11 @@
 #include <boost/interprocess/ipc/message_queue.hpp>
 
 #include "mproc/connection.h"
+#include "mproc/pool.h"
 #include "mproc/process.h"
 #include "mproc/queue.h"
 #include "mproc/sharedctypes.h"
-
-#if MPROC_BENCH_HAVE_POOL
-#include "mproc/pool.h"
 #include "mproc/task.h"
-#endif
 
 namespace {
 
@@ -80,10 +76,8 @@ double seconds_since(Clock::time_point t0) {
 
 }  // namespace
 
-#if MPROC_BENCH_HAVE_POOL
 MPROC_TASK(square);
 MPROC_TASK(cpu_loop);
-#endif
 
 namespace {
 
@@ -137,8 +131,6 @@ Result not_available(std::string note) {
 }
 
 // ---- the pool rows ----
-
-#if MPROC_BENCH_HAVE_POOL
 
 Result apply_async_roundtrip_latency(const Options& o) {
   std::int64_t n = scaled(2000, o);
@@ -202,31 +194,33 @@ Result map_cpu_parallel_efficiency(const Options& o) {
   // The whole job takes a few milliseconds here (about a second in Python), so one preemption on
   // a busy machine would swamp it: take the best of five times as many runs as Python does. The
   // serial and pool runs alternate, so that a change in the machine's load hits them alike.
+  // One pool at a time: when this was written, a Pool created while another was alive inherited
+  // the first one's zygote pipe, and the first one's join() then hung.
   const int reps = 5 * o.inner_reps;
   std::vector<int> counts{o.workers};
   for (int w : o.scaling)
     if (std::find(counts.begin(), counts.end(), w) == counts.end()) counts.push_back(w);
-  std::vector<std::unique_ptr<mproc::Pool>> pools;
-  for (int w : counts) pools.push_back(std::make_unique<mproc::Pool>(w));
   const std::vector<std::int64_t> inputs(kCpuCalls, kCpuLoopN);
   double serial = INFINITY;
   std::vector<double> parallel(counts.size(), INFINITY);
-  for (int rep = 0; rep < reps; ++rep) {
+  auto run_serial = [&] {
     auto t0 = Clock::now();
     std::vector<std::uint64_t> results;
     for (int i = 0; i < kCpuCalls; ++i) results.push_back(cpu_loop(kCpuLoopN));
     serial = std::min(serial, seconds_since(t0));
     for (auto v : results) check(v == expected, "cpu_loop checksum (serial)");
-    for (std::size_t k = 0; k < pools.size(); ++k) {
-      t0 = Clock::now();
-      results = pools[k]->map(cpu_loop, inputs, {.chunksize = 1});
+  };
+  for (std::size_t k = 0; k < counts.size(); ++k) {
+    mproc::Pool pool(counts[k]);
+    for (int rep = 0; rep < reps; ++rep) {
+      run_serial();
+      auto t0 = Clock::now();
+      std::vector<std::uint64_t> results = pool.map(cpu_loop, inputs, {.chunksize = 1});
       parallel[k] = std::min(parallel[k], seconds_since(t0));
       for (auto v : results) check(v == expected, "cpu_loop checksum (pool)");
     }
-  }
-  for (auto& pool : pools) {
-    pool->close();
-    pool->join();
+    pool.close();
+    pool.join();
   }
   std::string scaling = "[";
   for (int w : o.scaling) {
@@ -267,23 +261,6 @@ Result pool_start_stop(const Options& o) {
   r.add("cycles", n);
   return r;
 }
-
-#else
-
-constexpr const char* kNoPool = "pool not built";
-Result apply_async_roundtrip_latency(const Options&) { return not_available(kNoPool); }
-Result apply_async_throughput(const Options&) { return not_available(kNoPool); }
-Result map_tiny_default_chunks(const Options&) { return not_available(kNoPool); }
-Result map_tiny_chunksize1(const Options&) { return not_available(kNoPool); }
-Result pool_start_stop(const Options&) { return not_available(kNoPool); }
-Result map_cpu_parallel_efficiency(const Options&) {
-  // The serial half still checks the loop's arithmetic against Python's.
-  Result r = not_available(kNoPool);
-  r.add_string("checksum", std::to_string(cpu_loop(kCpuLoopN)));
-  return r;
-}
-
-#endif
 
 // ---- the core rows ----
 

@@ -9,7 +9,7 @@ packages=(
   libspdlog-dev libfmt-dev
   libssl-dev
   googletest libgtest-dev libgmock-dev libbenchmark-dev
-  python3
+  python3 python3-matplotlib
 )
 
 missing=()

@@ -141,20 +141,19 @@ def map_cpu_parallel_efficiency(args):
     n = CPU_LOOP_N
     expected = cpu_loop(n)
     counts = [args.workers] + [w for w in args.scaling if w != args.workers]
-    sides = [PoolSide(args.impl, w) for w in counts]
     serial = float("inf")
     parallel = [float("inf")] * len(counts)
-    for _ in range(args.inner_reps):
-        t0 = time.perf_counter()
-        results = [cpu_loop(n) for _ in range(CPU_CALLS)]
-        serial = min(serial, time.perf_counter() - t0)
-        assert all(r == expected for r in results)
-        for k, side in enumerate(sides):
+    for k, w in enumerate(counts):  # one pool at a time, as the C++ side
+        side = PoolSide(args.impl, w)
+        for _ in range(args.inner_reps):
+            t0 = time.perf_counter()
+            results = [cpu_loop(n) for _ in range(CPU_CALLS)]
+            serial = min(serial, time.perf_counter() - t0)
+            assert all(r == expected for r in results)
             t0 = time.perf_counter()
             results = side.map(cpu_loop, [n] * CPU_CALLS, 1)
             parallel[k] = min(parallel[k], time.perf_counter() - t0)
             assert all(r == expected for r in results)
-    for side in sides:
         side.close()
     scaling = [[w, serial / parallel[counts.index(w)]] for w in args.scaling]
     return serial / (parallel[0] * args.workers), {

@@ -57,7 +57,12 @@ void sweep_owner(pid_t pid) noexcept {
   std::string path = owner_lock_path(pid);
   UniqueFd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
   if (fd) {
-    if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) return;  // alive: it holds its lock
+    if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+      // Held: by the owner (alive), or by another process sweeping it right now. Only in the
+      // second case is there no such process any more; then its segments can go too.
+      if (!process_exists(pid)) unlink_segments_of(pid);
+      return;
+    }
     unlink_segments_of(pid);
     ::unlink(path.c_str());
   } else if (!process_exists(pid)) {

@@ -270,7 +270,11 @@ std::string ShareableList::item_repr(const Item& item) {
         } else if constexpr (std::is_same_v<T, std::string>) {
           return quoted(v);
         } else {
-          return "b" + quoted(v.value);
+          // Appended, not `"b" + quoted(...)`: GCC 12 -O3 reports a false -Wrestrict on the
+          // insert at the front that the operator does.
+          std::string text = "b";
+          text += quoted(v.value);
+          return text;
         }
       },
       item);

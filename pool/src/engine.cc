@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -69,8 +70,11 @@ WorkerSlot& PoolEngine::slot(std::uint32_t index) const {
 }
 
 void PoolEngine::start_zygote() {
+  // A socket rather than a pipe: a command sent after the zygote left (terminate, then join)
+  // must fail quietly (MSG_NOSIGNAL), not raise SIGPIPE in the user's process.
   int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) throw_errno("create the pool's command pipe");
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0)
+    throw_errno("create the pool's command socket");
   UniqueFd read_end(fds[0]), write_end(fds[1]);
   std::fflush(nullptr);
   pid_t pid = ::fork();
@@ -87,9 +91,9 @@ void PoolEngine::start_zygote() {
 void PoolEngine::send_to_zygote(char command, std::uint32_t slot_index) noexcept {
   char message[5] = {command};
   std::memcpy(message + 1, &slot_index, 4);
-  // 5 bytes < PIPE_BUF: one atomic write, even with several threads sending.
-  ssize_t n =
-      retry_on_eintr([&] { return ::write(zygote_commands_.get(), message, sizeof message); });
+  // One datagram per command: atomic even with several threads sending.
+  ssize_t n = retry_on_eintr(
+      [&] { return ::send(zygote_commands_.get(), message, sizeof message, MSG_NOSIGNAL); });
   if (n != static_cast<ssize_t>(sizeof message))
     report_error("cannot send a command to the pool's zygote process");
 }
@@ -285,6 +289,7 @@ void PoolEngine::terminate() {
 }
 
 void PoolEngine::join() {
+  bool closed = false;
   {
     std::unique_lock lock(mutex_);
     if (state_ == State::kRun)
@@ -294,11 +299,14 @@ void PoolEngine::join() {
     // replaced and its replacement takes it). After terminate(): the zygote kills them.
     if (state_ == State::kClose)
       changed_.wait(lock, [&] { return live_workers_ <= 0 || state_ == State::kTerminate; });
+    closed = state_ == State::kClose;
     joined_ = true;
   }
-  // The collector first: it is the only other user of the command pipe (replacements).
+  // The collector first: it is the only other user of the command socket (replacements).
   stop_collector();
-  // The zygote leaves when its command pipe closes (after killing what is left of its workers).
+  // Told, not left to notice an end of file: any process forked meanwhile (another pool's
+  // zygote, a user's Process) holds a copy of our end of the socket, so EOF may never come.
+  if (closed) send_to_zygote('Q', 0);
   zygote_commands_.reset();
   int status = 0;
   retry_on_eintr([&] { return ::waitpid(zygote_, &status, 0); });

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -74,8 +75,10 @@ void PoolEngine::zygote_main(int command_fd) {
     }
     if (stopping || fds[0].revents == 0) continue;
     char command[5];
-    ssize_t n = retry_on_eintr([&] { return ::read(command_fd, command, sizeof command); });
-    if (n <= 0 || command[0] == 'K') {  // the pool is done (EOF) or terminates
+    ssize_t n = retry_on_eintr([&] { return ::recv(command_fd, command, sizeof command, 0); });
+    // 'Q': the pool is joined (its workers have left); 'K': it terminates; EOF: its process is
+    // gone (PR_SET_PDEATHSIG normally comes first).
+    if (n <= 0 || command[0] == 'K' || command[0] == 'Q') {
       stopping = true;
       kill_all();
       continue;

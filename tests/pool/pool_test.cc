@@ -483,6 +483,22 @@ TEST(Pool, CloseThenJoinWaitsForAllSubmittedWork) {
   EXPECT_TRUE(pool.worker_pids().empty());
 }
 
+// Regression: the zygote of a second pool (or any forked process) holds a copy of the first
+// pool's command pipe, so the first pool's join() must not wait for an end of file on it.
+TEST(Pool, JoiningOnePoolWhileAnotherIsAliveReturns) {
+  Pool a(2);
+  Pool b(1);
+  EXPECT_EQ(a.apply(square, 2), 4);
+  EXPECT_EQ(b.apply(square, 3), 9);
+  auto join_a = std::async(std::launch::async, [&] {
+    a.close();
+    a.join();
+  });
+  EXPECT_EQ(join_a.wait_for(10s), std::future_status::ready);
+  EXPECT_EQ(b.apply(square, 4), 16);
+  if (join_a.wait_for(0s) != std::future_status::ready) a.terminate();
+}
+
 TEST(Pool, TerminateWithManyQueuedLongTasksReturnsPromptly) {
   Pool pool(2);
   std::vector<std::tuple<int, int>> jobs;

@@ -4,8 +4,10 @@
 #include <sys/wait.h>
 
 #include <chrono>
+#include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -13,14 +15,28 @@
 
 namespace {
 
+// Only what appeared during the test counts: a leak of another test running at the same time
+// (ctest -j) must fail that test, not every test that happens to look after it.
 class LeakCheck : public testing::EmptyTestEventListener {
+  void OnTestStart(const testing::TestInfo&) override {
+    auto before = mproc::test::leaked_segments();
+    before_ = std::set<std::string>(before.begin(), before.end());
+  }
+
+  std::vector<std::string> new_leaks() const {
+    std::vector<std::string> leaks;
+    for (auto& name : mproc::test::leaked_segments())
+      if (before_.count(name) == 0) leaks.push_back(name);
+    return leaks;
+  }
+
   void OnTestEnd(const testing::TestInfo& info) override {
     if (info.result()->Skipped()) return;
     // The resource tracker unlinks a killed owner's segments asynchronously: give it a moment.
-    auto leaks = mproc::test::leaked_segments();
+    auto leaks = new_leaks();
     for (int i = 0; i < 100 && !leaks.empty(); ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
-      leaks = mproc::test::leaked_segments();
+      leaks = new_leaks();
     }
     std::string names;
     for (const auto& n : leaks) names += " " + n;
@@ -30,6 +46,8 @@ class LeakCheck : public testing::EmptyTestEventListener {
     EXPECT_FALSE(rc == 0 && info_child.si_pid != 0)
         << "the test left an unreaped child: pid " << info_child.si_pid;
   }
+
+  std::set<std::string> before_;
 };
 
 }  // namespace
