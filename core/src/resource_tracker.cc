@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "mproc/errors.h"
+#include "mproc/log.h"
 #include "mproc/shm.h"
 
 #include "os_error.h"
@@ -122,9 +123,13 @@ void take_owner_lock(State& s) {
   std::string path = owner_lock_path(self);
   for (;;) {
     UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-    if (!fd) throw_errno("create owner lock " + path);
-    if (retry_on_eintr([&] { return ::flock(fd.get(), LOCK_EX); }) != 0)
-      throw_errno("lock " + path);
+    if (!fd || retry_on_eintr([&] { return ::flock(fd.get(), LOCK_EX); }) != 0) {
+      // No lock file (a directory another user made without write access for us): safe, since a
+      // sweeper that finds none checks whether the pid exists. Only kill -9 of a whole tree then
+      // leaves segments for longer (until the parent reaps or the tracker cleans).
+      get_logger()->debug("no owner lock at {}: {}", path, std::strerror(errno));
+      break;
+    }
     // A sweeper may have removed the file between open and flock; lock a linked file only.
     struct stat by_fd {
     }, by_path{};

@@ -52,7 +52,15 @@ PoolEngine::PoolEngine(PoolConfig config)
   start_zygote();
   live_workers_ = config_.processes;
   for (int i = 0; i < config_.processes; ++i) send_to_zygote('S', static_cast<std::uint32_t>(i));
-  collector_ = std::thread([this] { collect(); });
+  try {
+    collector_ = std::thread([this] { collect(); });
+  } catch (...) {
+    // No half-built pool stays behind: the zygote leaves (with its workers) at the end of its
+    // command socket, and is reaped here.
+    zygote_commands_.reset();
+    retry_on_eintr([&] { return ::waitpid(zygote_, nullptr, 0); });
+    throw;
+  }
 }
 
 PoolEngine::~PoolEngine() {
@@ -213,6 +221,10 @@ void PoolEngine::on_results(std::string_view message) {
 }
 
 void PoolEngine::on_worker_died(std::uint32_t index, pid_t pid, int wait_status) {
+  if (pid == 0) {  // the zygote could not fork it (wait_status holds the errno)
+    on_worker_not_started(wait_status);
+    return;
+  }
   WorkerSlot& s = slot(index);
   auto state = s.state.load(std::memory_order_acquire);
   if (state == WorkerSlot::kBusy) {
@@ -240,6 +252,22 @@ void PoolEngine::on_worker_died(std::uint32_t index, pid_t pid, int wait_status)
     send_to_zygote('S', index);
   }
   changed_.notify_all();
+}
+
+// Asking again at once would spin as long as fork fails (a process limit): the pool goes on with
+// the workers it has, and breaks, as ProcessPoolExecutor does, once it has none left.
+void PoolEngine::on_worker_not_started(int error) {
+  std::string why = std::string("a worker process could not be started: ") + std::strerror(error);
+  get_logger()->error("{}", why);
+  bool none_left = false;
+  {
+    std::scoped_lock lock(mutex_);
+    none_left = --live_workers_ <= 0 && broken_.empty() && state_ != State::kTerminate;
+    if (none_left) broken_ = why + "; no worker is left";
+  }
+  changed_.notify_all();
+  if (none_left)
+    fail_everything(std::make_exception_ptr(ProcessError(why + "; no worker is left")));
 }
 
 void PoolEngine::on_initializer_failed(std::string_view message) {

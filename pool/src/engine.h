@@ -76,6 +76,7 @@ class PoolEngine {
   void collect();  // the collector thread
   void on_results(std::string_view message);
   void on_worker_died(std::uint32_t slot, pid_t pid, int wait_status);
+  void on_worker_not_started(int error);
   void on_initializer_failed(std::string_view message);
   // Takes the chunk out of its job's outstanding set; returns the job if it was still there
   // (each chunk is delivered or failed exactly once).

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 #include <map>
 #include <vector>
@@ -97,8 +98,9 @@ void PoolEngine::zygote_main(int command_fd) {
       worker_main(slot_index);
     }
     if (pid < 0) {
+      int error = errno;
       report_error("the pool's zygote cannot fork a worker");
-      results_.put(worker_notice(kWorkerDied, slot_index, 0, 0), Deadline::never());
+      results_.put(worker_notice(kWorkerDied, slot_index, 0, error), Deadline::never());
       continue;
     }
     Worker worker{slot_index, UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)))};

@@ -3,12 +3,16 @@
 #include "mproc/pool.h"
 
 #include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <future>
 #include <map>
 #include <numeric>
@@ -817,6 +821,70 @@ TEST(Pool, APoolWithStaticStorageDurationShutsDownCleanlyAtExit) {
   EXPECT_EQ(run.exit_code, 0) << run.err;
   EXPECT_EQ(run.out, "49\n");
   EXPECT_EQ(run.err, "");
+}
+
+// Parity test_saturation: however much is queued, the pool runs exactly its own workers.
+TEST(Pool, ManyQueuedTasksNeverStartMoreWorkersThanTheSize) {
+  Pool pool(2);
+  std::vector<AsyncResult<int>> results;
+  for (int i = 0; i < 30; ++i) results.push_back(pool.apply_async(pooltest::sleepy_square, i, 5));
+  std::set<int> pids;
+  for (int i = 0; i < 30; ++i) {
+    EXPECT_LE(pool.worker_pids().size(), 2u);
+    EXPECT_EQ(results[i].get(10s), i * i);
+  }
+  for (int i = 0; i < 20; ++i) pids.insert(pool.apply(pooltest::my_pid));
+  EXPECT_LE(pids.size(), 2u);
+}
+
+// Parity test_max_tasks_per_child: with one worker and a limit of 3, the first 3 tasks share a
+// pid and the 4th runs in a new one.
+TEST(Pool, MaxtasksperchildThreeGivesANewPidForTheFourthTask) {
+  Pool pool(PoolOptions{.processes = 1, .maxtasksperchild = 3});
+  std::vector<int> pids;
+  for (int i = 0; i < 4; ++i) pids.push_back(pool.apply(pooltest::my_pid));
+  EXPECT_EQ(pids[0], pids[1]);
+  EXPECT_EQ(pids[1], pids[2]);
+  EXPECT_NE(pids[2], pids[3]);
+  EXPECT_LE(pool.worker_pids().size(), 1u);
+}
+
+// Parity test_failed_worker_replacement_breaks_pool: when no worker can be started (fork fails:
+// a process limit), the pool breaks with a clear error instead of retrying for ever.
+TEST(Pool, WhenNoWorkerCanBeStartedThePoolBreaksWithAClearError) {
+  auto run = test::fork_and_wait(
+      [] {
+        if (::getuid() == 0 && (::setgid(65534) != 0 || ::setuid(65534) != 0)) return 2;
+        // The tracker first (inherited, or started now as this user), then room for exactly
+        // what this user already runs (threads count) plus the zygote and the collector thread:
+        // no worker.
+        auto tracker_started = SharedSegment::create(64);
+        long running = 0;
+        for (const auto& process : std::filesystem::directory_iterator("/proc")) {
+          struct stat st {};
+          if (!std::isdigit(static_cast<unsigned char>(process.path().filename().string()[0])) ||
+              ::stat(process.path().c_str(), &st) != 0 || st.st_uid != ::getuid())
+            continue;
+          std::error_code ignored;
+          for (auto it = std::filesystem::directory_iterator(process.path() / "task", ignored);
+               it != std::filesystem::directory_iterator(); ++it)
+            ++running;
+        }
+        rlimit limit{static_cast<rlim_t>(running + 2), static_cast<rlim_t>(running + 2)};
+        if (::setrlimit(RLIMIT_NPROC, &limit) != 0) return 3;
+        Pool pool(2);
+        try {
+          (void)pool.apply_async(square, 2).get(10s);
+          return 4;
+        } catch (const ProcessError& e) {
+          return std::string(e.what()).find("could not be started") != std::string::npos ? 0 : 5;
+        } catch (const TimeoutError&) {
+          return 6;
+        }
+      },
+      30s);
+  EXPECT_FALSE(run.timed_out);
+  EXPECT_EQ(run.code, 0);
 }
 
 TEST(Pool, WorkersIgnoreSigint) {
