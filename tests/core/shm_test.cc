@@ -105,9 +105,9 @@ TEST(SharedSegment, ExplicitUnlinkRemovesTheNameAndKeepsTheMapping) {
   seg.unlink();                             // idempotent
 }
 
-// The resource tracker: a child that creates a segment and is killed with SIGKILL never unlinks
-// it itself; the tracker does, without anyone reaping the child first.
-TEST(ResourceTracker, SegmentsOfAKilledOwnerAreUnlinked) {
+// A child creates a segment and is killed with SIGKILL, so it never unlinks it itself; the
+// tracker must, without anyone reaping the child first (it stays a zombie until we do).
+void expect_tracker_cleans_up_after_a_killed_owner() {
   int ready[2];
   ASSERT_EQ(::pipe(ready), 0);
   pid_t child = test::fork_child([&] {
@@ -123,10 +123,15 @@ TEST(ResourceTracker, SegmentsOfAKilledOwnerAreUnlinked) {
   ::close(ready[1]);
   EXPECT_EQ(detail::count_segments_of(child), 1u);
   ::kill(child, SIGKILL);
-  // Wait for the tracker, not for waitpid: the child stays a zombie until we reap it.
   for (int i = 0; i < 200 && detail::count_segments_of(child) != 0; ++i) ::usleep(10'000);
   EXPECT_EQ(detail::count_segments_of(child), 0u);
   EXPECT_EQ(test::wait_child(child).code, -SIGKILL);
+}
+
+// The resource tracker: a child that creates a segment and is killed with SIGKILL never unlinks
+// it itself; the tracker does, without anyone reaping the child first.
+TEST(ResourceTracker, SegmentsOfAKilledOwnerAreUnlinked) {
+  expect_tracker_cleans_up_after_a_killed_owner();
 }
 
 TEST(ResourceTracker, RemoveSegmentsOfRemovesADeadChildsSegments) {
@@ -226,24 +231,8 @@ TEST(ResourceTracker, AKilledTrackerIsRestartedAtTheNextSegment) {
   pid_t replacement = detail::resource_tracker_pid();
   EXPECT_GT(replacement, 0);
   EXPECT_NE(replacement, tracker);
-  // The new tracker does its job: a child owner killed with SIGKILL is cleaned up.
-  int ready[2];
-  ASSERT_EQ(::pipe(ready), 0);
-  pid_t child = test::fork_child([&] {
-    auto seg = SharedSegment::create(4096);
-    char c = 1;
-    (void)::write(ready[1], &c, 1);
-    ::pause();
-    return 0;
-  });
-  char c = 0;
-  ASSERT_EQ(::read(ready[0], &c, 1), 1);
-  ::close(ready[0]);
-  ::close(ready[1]);
-  ::kill(child, SIGKILL);
-  for (int i = 0; i < 200 && detail::count_segments_of(child) != 0; ++i) ::usleep(10'000);
-  EXPECT_EQ(detail::count_segments_of(child), 0u);
-  EXPECT_EQ(test::wait_child(child).code, -SIGKILL);
+  // The new tracker does its job.
+  expect_tracker_cleans_up_after_a_killed_owner();
 }
 
 // Parity test_too_long_name_resource: a name the tracker cannot carry is a ValueError.
