@@ -276,7 +276,7 @@ void PoolEngine::on_initializer_failed(std::string_view message) {
     if (!broken_.empty()) return;
     broken_ = "the pool's initializer failed: " + std::string(message);
   }
-  get_logger()->error("{}", broken_);
+  get_logger()->critical("{}", broken_);  // as ProcessPoolExecutor logs it
   fail_everything(std::make_exception_ptr(ProcessError(broken_)));
 }
 

@@ -603,6 +603,31 @@ TEST(Pool, AThrowingInitializerBreaksThePoolWithoutHanging) {
 }
 
 // Parity test_large_pool: Pool(200).
+// Parity 11.5 FailingInitializerMixin: the failure is logged at critical level.
+TEST(Pool, AFailingInitializerIsLoggedAtCriticalLevel) {
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  auto run = test::fork_and_wait([&] {
+    ::dup2(fds[1], 2);
+    Pool pool(
+        PoolOptions{.processes = 1, .initializer = [] { throw std::runtime_error("no db"); }});
+    try {
+      (void)pool.apply(square, 1);
+    } catch (const ProcessError&) {
+      return 0;
+    }
+    return 1;
+  });
+  ::close(fds[1]);
+  std::string err;
+  char buffer[4096];
+  for (ssize_t n; (n = ::read(fds[0], buffer, sizeof buffer)) > 0;)
+    err.append(buffer, static_cast<std::size_t>(n));
+  ::close(fds[0]);
+  EXPECT_EQ(run.code, 0);
+  EXPECT_NE(err.find("[critical] the pool's initializer failed: no db"), std::string::npos) << err;
+}
+
 TEST(Pool, LargePoolWorks) {
   Pool pool(200);
   auto squares = pool.map(square, std::views::iota(0, 1000));
