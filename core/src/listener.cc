@@ -70,6 +70,12 @@ std::vector<const addrinfo*> resolve(const TcpAddress& tcp, bool passive,
   addrinfo* res = nullptr;
   std::string port = std::to_string(tcp.port);
   int rc = ::getaddrinfo(tcp.host.empty() ? nullptr : tcp.host.c_str(), port.c_str(), &hints, &res);
+  if (rc != 0 && tcp.host == "localhost") {
+    // "localhost" is loopback by definition (RFC 6761), /etc/hosts or not: a minimal container
+    // often has none.
+    hints.ai_flags |= AI_NUMERICHOST;
+    rc = ::getaddrinfo("127.0.0.1", port.c_str(), &hints, &res);
+  }
   if (rc != 0) {
     if (rc == EAI_SYSTEM) detail::throw_errno("resolve host " + tcp.host);
     throw std::system_error(EHOSTUNREACH, std::generic_category(),

@@ -4,7 +4,9 @@
 #include "mproc/listener.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -333,6 +335,30 @@ TEST(Handshake, TooLongAResponseIsAnAuthenticationError) {
   auto [ours, peer] = Pipe();
   peer.send_bytes(std::string(300, 'x'));
   EXPECT_THROW(deliver_challenge(ours, "abc"), AuthenticationError);
+}
+
+}  // namespace
+}  // namespace mproc
+
+namespace mproc {
+namespace {
+
+// "localhost" is loopback even where /etc/hosts is missing (a minimal container): in a child with
+// a mount namespace of its own, /etc/hosts is hidden behind an empty file.
+TEST(ListenerAddress, LocalhostWorksWithoutEtcHosts) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root for a private mount namespace";
+  auto run = test::fork_and_wait([] {
+    if (::unshare(CLONE_NEWNS) != 0) return 10;
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return 11;
+    if (::mount("/dev/null", "/etc/hosts", nullptr, MS_BIND, nullptr) != 0) return 12;
+    Listener listener(TcpAddress{"localhost", 0});
+    Connection client = Client(listener.address());
+    Connection server = listener.accept();
+    client.send_bytes(std::string_view("ping"));
+    return server.recv_bytes() == "ping" ? 0 : 1;
+  });
+  if (run.code >= 10 && run.code <= 12) GTEST_SKIP() << "no private mount namespace here";
+  EXPECT_EQ(run.code, 0);
 }
 
 }  // namespace
