@@ -47,19 +47,20 @@ PoolEngine::PoolEngine(PoolConfig config)
           SharedSegment::create(sizeof(WorkerSlot) * static_cast<std::size_t>(config_.processes))),
       creator_(::getpid()) {
   for (int i = 0; i < config_.processes; ++i) new (&slot(static_cast<std::uint32_t>(i))) WorkerSlot;
-  // The zygote first, while this thread may still be the only one; then the collector.
+  // The zygote first, while this thread may still be the only one; then the collector; then
+  // the workers, so that a constructor that fails (no thread to be had) never started any.
   start_zygote();
   live_workers_ = config_.processes;
-  for (int i = 0; i < config_.processes; ++i) send_to_zygote('S', static_cast<std::uint32_t>(i));
   try {
     collector_ = std::thread([this] { collect(); });
   } catch (...) {
-    // No half-built pool stays behind: the zygote leaves (with its workers) at the end of its
-    // command socket, and is reaped here.
+    // No half-built pool stays behind: the zygote leaves at the end of its command socket, and
+    // is reaped here.
     zygote_commands_.reset();
     retry_on_eintr([&] { return ::waitpid(zygote_, nullptr, 0); });
     throw;
   }
+  for (int i = 0; i < config_.processes; ++i) send_to_zygote('S', static_cast<std::uint32_t>(i));
 }
 
 PoolEngine::~PoolEngine() {
