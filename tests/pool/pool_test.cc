@@ -434,11 +434,19 @@ TEST_F(PoolTest, AnUnregisteredTaskIsRefusedAtTheCallSite) {
 }
 
 TEST_F(PoolTest, AResultThatCannotBeSerializedFailsThatTaskOnly) {
+  // Every worker up first (they start asynchronously), then the same ones must still be there:
+  // a result that fails to serialize costs the task, not the worker.
+  auto before = pool.worker_pids();
+  for (int i = 0; i < 500 && before.size() < 4; ++i) {
+    std::this_thread::sleep_for(10ms);
+    before = pool.worker_pids();
+  }
+  ASSERT_EQ(before.size(), 4u);
   for (int i = 0; i < 20; ++i) {
     auto r = pool.apply_async(pooltest::make_unsendable);
     EXPECT_THROW((void)r.get(10s), std::exception);
   }
-  EXPECT_EQ(pool.worker_pids().size(), 4u);
+  EXPECT_EQ(pool.worker_pids(), before);
   EXPECT_EQ(pool.apply(square, 5), 25);
 }
 
