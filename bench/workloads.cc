@@ -6,11 +6,10 @@
 //
 //   {"side": "mproc", "impl": "...", "name": "...", "unit": "...", "value": 1.5, "extra": {...}}
 //
-// `value` is null, with a "note", for a row that cannot run in this build (the pool rows when the
-// pool library is not built, the manager row until there is a Manager). bench/python/workloads.py
-// runs the same workloads with Python; bench/compare runs both sides, interleaved, and prints the
-// table. Every workload here does what its Python twin does, step for step: same counts, same
-// process layout (one producer child, the parent consumes), same start mark before the clock.
+// bench/python/workloads.py runs the same workloads with Python; bench/compare runs both sides,
+// interleaved, and prints the table. Every workload here does what its Python twin does, step for
+// step: same counts, same process layout (one producer child, the parent consumes), same start mark
+// before the clock.
 //
 //   mproc_workloads --list
 //   mproc_workloads --run queue_64B_msgs [--workers N] [--scale F]
@@ -47,6 +46,7 @@
 #include "mproc/process.h"
 #include "mproc/queue.h"
 #include "mproc/sharedctypes.h"
+#include "mproc/sync_manager.h"
 #include "mproc/task.h"
 
 namespace {
@@ -122,12 +122,6 @@ struct Result {
 
 void check(bool ok, const char* what) {
   if (!ok) fail(std::string("check failed: ") + what);
-}
-
-Result not_available(std::string note) {
-  Result r;
-  r.note = std::move(note);
-  return r;
 }
 
 // ---- the pool rows ----
@@ -333,7 +327,20 @@ Result pipe_roundtrip_latency(const Options& o) {
   return r;
 }
 
-Result manager_dict_set_latency(const Options&) { return not_available("no Manager yet"); }
+Result manager_dict_set_latency(const Options& o) {
+  std::int64_t n = scaled(5000, o);
+  mproc::Manager manager;
+  auto d = manager.dict<std::int64_t, std::int64_t>();
+  d[-1] = 0;  // connects (and sets up the shared channel) outside the timing, as Python's does
+  auto t0 = Clock::now();
+  for (std::int64_t i = 0; i < n; ++i) d[i] = i;
+  double elapsed = seconds_since(t0);
+  check(static_cast<std::int64_t>(d.size()) == n + 1, "dict size");
+  Result r;
+  r.value = elapsed / static_cast<double>(n) * 1e6;
+  r.add("calls", n);
+  return r;
+}
 
 Result value_locked_increment(const Options& o) {
   std::int64_t n = scaled(200'000, o);

@@ -26,7 +26,10 @@ bool LockBase::acquire(const Deadline& deadline) {
   const pid_t tid = detail::this_thread_id();
   if (state_->owner_tid.load(std::memory_order_relaxed) == tid) {
     if (state_->kind == SyncKind::kRLock) {
-      state_->count.fetch_add(1, std::memory_order_relaxed);
+      // Only the holder writes `count` while it holds the lock: a plain store, not an atomic
+      // read-modify-write (which costs as much as the whole uncontended acquire).
+      state_->count.store(state_->count.load(std::memory_order_relaxed) + 1,
+                          std::memory_order_relaxed);
       return true;
     }
     // Python's Lock would wait for ever, or until the timeout, for itself.
@@ -41,6 +44,7 @@ bool LockBase::acquire(const Deadline& deadline) {
     // The holder is often about to release: a short spin saves a sleep and a wake-up.
     detail::spin_until(
         [&] {
+          if (!state_->mutex.looks_free()) return false;
           result = state_->mutex.try_lock();
           return result != LockResult::kTimedOut;
         },
@@ -69,9 +73,13 @@ void LockBase::release() {
     }
     throw ValueError("cannot release a lock held by another thread or process");
   }
-  if (state_->kind == SyncKind::kRLock &&
-      state_->count.fetch_sub(1, std::memory_order_relaxed) > 1) {
-    return;
+  if (state_->kind == SyncKind::kRLock) {
+    // As in acquire: the holder alone writes `count`.
+    const std::uint32_t levels = state_->count.load(std::memory_order_relaxed);
+    if (levels > 1) {
+      state_->count.store(levels - 1, std::memory_order_relaxed);
+      return;
+    }
   }
   state_->count.store(0, std::memory_order_relaxed);
   state_->previous_owner_died.store(false, std::memory_order_relaxed);

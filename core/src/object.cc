@@ -20,7 +20,9 @@ namespace {
 using Kind = Object::Kind;
 
 constexpr std::string_view kTypeNames[] = {"NoneType", "bool", "int",   "float", "str",
-                                           "bytes",    "list", "tuple", "dict"};
+                                           "bytes",    "list", "tuple", "dict",  "proxy"};
+
+thread_local detail::ReferenceResolver t_reference_resolver;
 
 bool is_number(const Object& o) noexcept {
   return o.kind() == Kind::kBool || o.kind() == Kind::kInt || o.kind() == Kind::kFloat;
@@ -346,6 +348,11 @@ void append_repr(std::string& out, const Object& o) {
       out += '}';
       return;
     }
+    case Kind::kReference: {
+      const Reference& r = o.as_reference();
+      out += "<proxy '" + r.type_name + "' id " + std::to_string(r.id) + ">";
+      return;
+    }
   }
 }
 
@@ -475,6 +482,11 @@ Dict& Object::as_dict() {
   return std::get<8>(v_).get();
 }
 
+const Reference& Object::as_reference() const {
+  if (!is_reference()) throw_type("proxy");
+  return *std::get<9>(v_);
+}
+
 bool Object::truthy() const noexcept {
   switch (kind()) {
     case Kind::kNone:
@@ -495,6 +507,8 @@ bool Object::truthy() const noexcept {
       return !std::get<7>(v_).empty();
     case Kind::kDict:
       return !std::get<8>(v_).get().empty();
+    case Kind::kReference:
+      return true;
   }
   return false;
 }
@@ -590,6 +604,10 @@ std::int64_t Object::hash() const {
       return hash_string(as_bytes(), 0x9e3779b97f4a7c15ull);
     case Kind::kTuple:
       return hash_tuple(as_tuple());
+    case Kind::kReference: {
+      const Reference& r = as_reference();
+      return hash_string(r.address, r.id);
+    }
     case Kind::kList:
     case Kind::kDict:
       break;
@@ -613,6 +631,8 @@ bool operator==(const Object& a, const Object& b) {
       return a.as_tuple() == b.as_tuple();
     case Kind::kDict:
       return a.as_dict() == b.as_dict();
+    case Kind::kReference:
+      return a.as_reference() == b.as_reference();
     default:
       return false;  // numbers are handled above
   }
@@ -789,6 +809,21 @@ void save_object(OArchive& ar, const Object& o) {
       }
       return;
     }
+    case Kind::kReference: {
+      const Reference& r = o.as_reference();
+      ar.save_count(r.type_name.size());
+      ar.save_bytes(r.type_name.data(), r.type_name.size());
+      ar.save_count(r.address.size());
+      ar.save_bytes(r.address.data(), r.address.size());
+      const bool has_key = r.authkey.has_value();
+      ar << has_key;
+      if (has_key) {
+        ar.save_count(r.authkey->size());
+        ar.save_bytes(r.authkey->data(), r.authkey->size());
+      }
+      ar.save_bytes(&r.id, sizeof r.id);
+      return;
+    }
   }
 }
 
@@ -851,11 +886,29 @@ void load_object(IArchive& ar, Object& o) {
       o = Object(std::move(d));
       return;
     }
+    case Kind::kReference: {
+      Reference r;
+      ar.load(r.type_name);
+      ar.load(r.address);
+      if (ar.load_flag()) {
+        std::string key;
+        ar.load(key);
+        r.authkey = std::move(key);
+      }
+      ar.load_bytes(&r.id, sizeof r.id);
+      if (t_reference_resolver) r.keepalive = t_reference_resolver(r);
+      o = Object(std::move(r));
+      return;
+    }
   }
   IArchive::throw_corrupt("invalid Object kind");
 }
 
 }  // namespace
+
+void set_thread_reference_resolver(ReferenceResolver resolver) {
+  t_reference_resolver = std::move(resolver);
+}
 
 void serialize(OArchive& ar, Object& o, unsigned) { save_object(ar, o); }
 void serialize(IArchive& ar, Object& o, unsigned) { load_object(ar, o); }

@@ -33,6 +33,12 @@ class RobustMutex {
   LockResult lock(const Deadline& deadline = Deadline::never());
   // Non-blocking.
   LockResult try_lock();
+  // Whether nobody seems to hold it, by a plain read (no write, so no cache-line transfer while
+  // it is held elsewhere): spinners test this before each try_lock. A hint only. glibc's lock
+  // word holds the owner's thread id, 0 when free.
+  [[nodiscard]] bool looks_free() const noexcept {
+    return __atomic_load_n(&mutex_.__data.__lock, __ATOMIC_RELAXED) == 0;
+  }
   // Throws ValueError when the calling thread does not hold it.
   void unlock();
 

@@ -5,12 +5,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <climits>
 #include <cstring>
 
 #include "mproc/errors.h"
 #include "mproc/log.h"
 #include "mproc/pool.h"
 
+#include "futex.h"
 #include "os_error.h"
 #include "wire.h"
 
@@ -43,9 +45,10 @@ PoolEngine::PoolEngine(PoolConfig config)
     : config_(std::move(config)),
       tasks_(queue_options()),
       results_(queue_options()),
-      slots_(
-          SharedSegment::create(sizeof(WorkerSlot) * static_cast<std::size_t>(config_.processes))),
+      slots_(SharedSegment::create(
+          sizeof(Doorbells) + sizeof(WorkerSlot) * static_cast<std::size_t>(config_.processes))),
       creator_(::getpid()) {
+  new (slots_.data()) Doorbells;
   for (int i = 0; i < config_.processes; ++i) new (&slot(static_cast<std::uint32_t>(i))) WorkerSlot;
   // The zygote first, while this thread may still be the only one; then the collector; then
   // the workers, so that a constructor that fails (no thread to be had) never started any.
@@ -74,7 +77,33 @@ PoolEngine::~PoolEngine() {
 }
 
 WorkerSlot& PoolEngine::slot(std::uint32_t index) const {
-  return static_cast<WorkerSlot*>(slots_.data())[index];
+  return reinterpret_cast<WorkerSlot*>(static_cast<char*>(slots_.data()) +
+                                       sizeof(Doorbells))[index];
+}
+
+Doorbells& PoolEngine::doorbells() const { return *static_cast<Doorbells*>(slots_.data()); }
+
+void PoolEngine::post_task(std::string_view message) {
+  Doorbells& d = doorbells();
+  tasks_.put(message, Deadline::never());  // unbounded: never blocks
+  d.tasks_posted.fetch_add(1, std::memory_order_seq_cst);
+  // No worker spins (the holder of the role runs a chunk, or they all sleep): wake one.
+  std::uint32_t role = d.role.load(std::memory_order_seq_cst);
+  if ((role == Doorbells::kRoleBusy || role == Doorbells::kRoleIdle) &&
+      d.role_sleepers.load(std::memory_order_seq_cst) != 0)
+    ring_role(false);
+}
+
+void PoolEngine::ring_role(bool all) noexcept {
+  Doorbells& d = doorbells();
+  d.role_seq.fetch_add(1, std::memory_order_seq_cst);
+  if (d.role_sleepers.load(std::memory_order_seq_cst) != 0)
+    futex_wake(d.role_seq, all ? INT_MAX : 1);
+}
+
+void PoolEngine::post_result(std::string_view message) {
+  results_.put(message, Deadline::never());
+  doorbells().results_posted.fetch_add(1, std::memory_order_release);
 }
 
 void PoolEngine::start_zygote() {
@@ -129,7 +158,7 @@ void PoolEngine::submit_chunk(std::uint64_t job, std::uint32_t chunk, std::strin
     it->second.outstanding.insert(chunk);
   }
   try {
-    tasks_.put(message, Deadline::never());  // unbounded: never blocks
+    post_task(message);
   } catch (...) {
     if (auto lost = claim_chunk(job, chunk)) lost->fail(chunk, std::current_exception());
   }
@@ -168,9 +197,22 @@ void PoolEngine::fail_everything(const std::exception_ptr& error) {
 
 void PoolEngine::collect() {
   std::string message;
+  // Chunk results can be large: ask for huge pages for them (see memory.cc).
+  message.reserve(std::size_t{16} << 20);
+  advise_huge_pages(message.data(), message.capacity());
+  LargeBytes remote_results;
+  // Messages taken so far: while the doorbell shows no more, this thread spins briefly before
+  // it sleeps in the queue (a wake-up costs more than a whole round trip).
+  std::uint64_t taken = 0;
+  auto pending = [&] {
+    return static_cast<std::int64_t>(doorbells().results_posted.load(std::memory_order_acquire) -
+                                     taken) > 0;
+  };
   for (;;) {
     try {
+      (void)spin_for(pending, kSpinBudget);
       results_.get(message, Deadline::never());
+      ++taken;
     } catch (const std::exception& e) {
       report_error(std::string("the pool's result queue failed: ") + e.what());
       return;
@@ -182,6 +224,16 @@ void PoolEngine::collect() {
         case kResultMessage:
           on_results(message);
           break;
+        case kNeedInline: {
+          remote_args_.store(false, std::memory_order_relaxed);
+          WireReader whole(message);  // read_packed_chunk reads the tag itself
+          PackedChunk chunk = read_packed_chunk(whole);
+          on_need_inline(chunk);
+          break;
+        }
+        case kPackedResults:
+          on_packed_results(reader, remote_results);
+          break;
         case kWorkerStarted: {
           std::uint32_t index = reader.u32();
           pid_t pid = reader.i32();
@@ -191,7 +243,12 @@ void PoolEngine::collect() {
         case kWorkerDied: {
           std::uint32_t index = reader.u32();
           pid_t pid = reader.i32();
-          on_worker_died(index, pid, reader.i32());
+          if (on_worker_died(index, pid, reader.i32())) {
+            // The pool is closed and its last worker has left: nothing more can come. Ending
+            // here, and letting the zygote go, saves join() two round trips.
+            send_to_zygote('Q', 0);
+            return;
+          }
           break;
         }
         case kInitializerFailed: {
@@ -212,6 +269,57 @@ void PoolEngine::collect() {
   }
 }
 
+// A worker could not read a chunk's arguments from this process: send them inline. The job,
+// held here, keeps them alive; a job gone meanwhile (terminated) needs nothing.
+void PoolEngine::on_need_inline(const PackedChunk& chunk) {
+  std::shared_ptr<Job> job;
+  {
+    std::scoped_lock lock(mutex_);
+    auto it = jobs_.find(chunk.job);
+    if (it == jobs_.end() || it->second.outstanding.count(chunk.chunk) == 0) return;
+    job = it->second.job;
+  }
+  get_logger()->debug("pool workers cannot read this process's memory: arguments go inline");
+  ChunkWriter writer;
+  try {
+    post_task(writer.packed(chunk.job, chunk.chunk, chunk.name,
+                            reinterpret_cast<const void*>(chunk.address), chunk.count,
+                            chunk.arg_size));
+  } catch (...) {
+    if (auto lost = claim_chunk(chunk.job, chunk.chunk))
+      lost->fail(chunk.chunk, std::current_exception());
+  }
+}
+
+void PoolEngine::on_packed_results(WireReader& reader, LargeBytes& buffer) {
+  PackedChunkResults packed = read_packed_results(reader);
+  std::shared_ptr<Job> job = claim_chunk(packed.job, packed.chunk);
+  if (packed.remote) {
+    const RemoteResults& where = packed.where;
+    std::size_t bytes = std::size_t{packed.results.count} * packed.results.size;
+    bool read = false;
+    if (job) {
+      if (buffer.size() < bytes) buffer.resize(bytes);
+      read = read_remote(where.pid, where.address, buffer.data(), bytes);
+    }
+    // Only for the worker that sent it: a replacement in the same slot numbers its own arrays.
+    if (where.slot < static_cast<std::uint32_t>(config_.processes)) {
+      WorkerSlot& s = slot(where.slot);
+      if (s.pid.load(std::memory_order_acquire) == where.pid)
+        s.results_read.store(where.seq, std::memory_order_release);
+    }
+    if (!job) return;
+    if (!read) {
+      job->fail(packed.chunk, std::make_exception_ptr(
+                                  WorkerLostError("worker process " + std::to_string(where.pid) +
+                                                  " ended before its results were read")));
+      return;
+    }
+    packed.results.values = std::string_view(buffer.data(), bytes);
+  }
+  if (job) job->deliver_packed(packed.chunk, packed.results);
+}
+
 void PoolEngine::on_results(std::string_view message) {
   WireReader reader(message);
   reader.tag();
@@ -220,10 +328,9 @@ void PoolEngine::on_results(std::string_view message) {
     job->deliver(results.chunk, results.items);
 }
 
-void PoolEngine::on_worker_died(std::uint32_t index, pid_t pid, int wait_status) {
+bool PoolEngine::on_worker_died(std::uint32_t index, pid_t pid, int wait_status) {
   if (pid == 0) {  // the zygote could not fork it (wait_status holds the errno)
-    on_worker_not_started(wait_status);
-    return;
+    return on_worker_not_started(wait_status);
   }
   WorkerSlot& s = slot(index);
   auto state = s.state.load(std::memory_order_acquire);
@@ -238,7 +345,11 @@ void PoolEngine::on_worker_died(std::uint32_t index, pid_t pid, int wait_status)
     get_logger()->debug("pool worker {} ended while idle (status {})", pid, wait_status);
   }
   s.pid.store(0, std::memory_order_relaxed);
+  // It may have held the spinner role: free it, and let the sleeping workers look again.
+  doorbells().role.store(Doorbells::kRoleFree, std::memory_order_seq_cst);
+  ring_role(true);
   bool replace = false;
+  bool all_left = false;
   {
     std::scoped_lock lock(mutex_);
     // A worker that took its poison pill is done for good; any other (crashed, retired after
@@ -246,28 +357,35 @@ void PoolEngine::on_worker_died(std::uint32_t index, pid_t pid, int wait_status)
     replace = state != WorkerSlot::kPill && state != WorkerSlot::kInitFailed &&
               state_ != State::kTerminate && broken_.empty();
     if (!replace) --live_workers_;
+    all_left = state_ == State::kClose && live_workers_ <= 0;
+    if (all_left) zygote_quitting_ = true;
   }
   if (replace) {
     s.state.store(WorkerSlot::kEmpty, std::memory_order_release);
     send_to_zygote('S', index);
   }
   changed_.notify_all();
+  return all_left;
 }
 
 // Asking again at once would spin as long as fork fails (a process limit): the pool goes on with
 // the workers it has, and breaks, as ProcessPoolExecutor does, once it has none left.
-void PoolEngine::on_worker_not_started(int error) {
+bool PoolEngine::on_worker_not_started(int error) {
   std::string why = std::string("a worker process could not be started: ") + std::strerror(error);
   get_logger()->error("{}", why);
   bool none_left = false;
+  bool all_left = false;
   {
     std::scoped_lock lock(mutex_);
     none_left = --live_workers_ <= 0 && broken_.empty() && state_ != State::kTerminate;
     if (none_left) broken_ = why + "; no worker is left";
+    all_left = state_ == State::kClose && live_workers_ <= 0;
+    if (all_left) zygote_quitting_ = true;
   }
   changed_.notify_all();
   if (none_left)
     fail_everything(std::make_exception_ptr(ProcessError(why + "; no worker is left")));
+  return all_left;
 }
 
 void PoolEngine::on_initializer_failed(std::string_view message) {
@@ -283,7 +401,7 @@ void PoolEngine::on_initializer_failed(std::string_view message) {
 void PoolEngine::stop_collector() noexcept {
   if (!collector_.joinable()) return;
   try {
-    results_.put(std::string_view(&kStopCollector, 1), Deadline::never());
+    post_result(std::string_view(&kStopCollector, 1));
   } catch (...) {
     report_error("cannot stop the pool's collector thread");
     collector_.detach();
@@ -301,8 +419,7 @@ void PoolEngine::close() {
     state_ = State::kClose;
   }
   const char pill = kPoisonPill;
-  for (int i = 0; i < config_.processes; ++i)
-    tasks_.put(std::string_view(&pill, 1), Deadline::never());
+  for (int i = 0; i < config_.processes; ++i) post_task(std::string_view(&pill, 1));
 }
 
 void PoolEngine::terminate() {
@@ -327,7 +444,7 @@ void PoolEngine::join() {
     // replaced and its replacement takes it). After terminate(): the zygote kills them.
     if (state_ == State::kClose)
       changed_.wait(lock, [&] { return live_workers_ <= 0 || state_ == State::kTerminate; });
-    closed = state_ == State::kClose;
+    closed = state_ == State::kClose && !zygote_quitting_;
     joined_ = true;
   }
   // The collector first: it is the only other user of the command socket (replacements).
@@ -365,5 +482,6 @@ void submit_chunk(PoolEngine& engine, std::uint64_t job, std::uint32_t chunk,
   engine.submit_chunk(job, chunk, message);
 }
 void seal_job(PoolEngine& engine, std::uint64_t job) noexcept { engine.seal_job(job); }
+bool remote_args(const PoolEngine& engine) noexcept { return engine.remote_args(); }
 
 }  // namespace mproc::detail

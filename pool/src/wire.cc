@@ -1,5 +1,7 @@
 #include "wire.h"
 
+#include <unistd.h>
+
 #include <cstring>
 
 #include "mproc/errors.h"
@@ -76,6 +78,89 @@ ChunkResults read_results(WireReader& reader) {
   return results;
 }
 
+PackedChunk read_packed_chunk(WireReader& reader) {
+  PackedChunk chunk;
+  char tag = reader.tag();
+  if (tag != kPackedChunk && tag != kNeedInline) throw SerializationError("not a pool batch chunk");
+  chunk.job = reader.u64();
+  chunk.chunk = reader.u32();
+  chunk.name = reader.bytes(reader.u32());
+  chunk.count = reader.u32();
+  chunk.arg_size = reader.u32();
+  char where = reader.tag();
+  if (where == 0) {
+    chunk.args = reader.bytes(std::size_t{chunk.count} * chunk.arg_size);
+  } else if (where == 1) {
+    chunk.remote = true;
+    chunk.pid = reader.i32();
+    chunk.address = reader.u64();
+  } else {
+    throw SerializationError("a pool batch chunk has a bad argument location");
+  }
+  return chunk;
+}
+
+std::size_t begin_packed_results(std::string& out, std::uint64_t job, std::uint32_t chunk,
+                                 std::uint32_t count, std::uint32_t result_size,
+                                 const RemoteResults* remote) {
+  out.clear();
+  out += kPackedResults;
+  put_u64(out, job);
+  put_u32(out, chunk);
+  put_u32(out, count);
+  put_u32(out, result_size);
+  out += remote ? '\1' : '\0';
+  if (remote) {
+    put_u32(out, static_cast<std::uint32_t>(remote->pid));
+    put_u64(out, remote->address);
+    put_u32(out, remote->slot);
+    put_u64(out, remote->seq);
+    return std::string::npos;
+  }
+  std::size_t at = out.size();
+  out.resize(at + std::size_t{count} * result_size);
+  return at;
+}
+
+void end_packed_results(std::string& out,
+                        const std::vector<std::pair<std::uint32_t, std::string>>& errors) {
+  put_u32(out, static_cast<std::uint32_t>(errors.size()));
+  for (const auto& [index, payload] : errors) {
+    put_u32(out, index);
+    put_u64(out, payload.size());
+    out += payload;
+  }
+}
+
+PackedChunkResults read_packed_results(WireReader& reader) {
+  PackedChunkResults packed;
+  packed.job = reader.u64();
+  packed.chunk = reader.u32();
+  PackedResults& r = packed.results;
+  r.count = reader.u32();
+  r.size = reader.u32();
+  char where = reader.tag();
+  if (where == 0) {
+    r.values = reader.bytes(std::size_t{r.count} * r.size);
+  } else if (where == 1) {
+    packed.remote = true;
+    packed.where.pid = reader.i32();
+    packed.where.address = reader.u64();
+    packed.where.slot = reader.u32();
+    packed.where.seq = reader.u64();
+  } else {
+    throw SerializationError("a pool batch result has a bad location");
+  }
+  std::uint32_t errors = reader.u32();
+  for (std::uint32_t i = 0; i < errors; ++i) {
+    std::uint32_t index = reader.u32();
+    if (index >= r.count || (!r.errors.empty() && index <= r.errors.back().first))
+      throw SerializationError("a pool batch result has a bad error index");
+    r.errors.emplace_back(index, reader.bytes(reader.u64()));
+  }
+  return packed;
+}
+
 std::string worker_notice(char tag, std::uint32_t slot, pid_t pid, std::int32_t detail,
                           std::string_view text) {
   std::string out(1, tag);
@@ -98,6 +183,41 @@ void ChunkWriter::begin(std::uint64_t job, std::uint32_t chunk, std::string_view
   count_at_ = buffer_.size();
   put_u32(buffer_, 0);
   count_ = 0;
+}
+
+std::string_view ChunkWriter::packed(std::uint64_t job, std::uint32_t chunk, std::string_view name,
+                                     const void* args, std::uint32_t count,
+                                     std::uint32_t arg_size) {
+  buffer_.clear();
+  buffer_ += kPackedChunk;
+  put_u64(buffer_, job);
+  put_u32(buffer_, chunk);
+  put_u32(buffer_, static_cast<std::uint32_t>(name.size()));
+  buffer_ += name;
+  put_u32(buffer_, count);
+  put_u32(buffer_, arg_size);
+  buffer_ += '\0';
+  buffer_.append(static_cast<const char*>(args), std::size_t{count} * arg_size);
+  count_ = count;
+  return buffer_;
+}
+
+std::string_view ChunkWriter::packed_remote(std::uint64_t job, std::uint32_t chunk,
+                                            std::string_view name, const void* args,
+                                            std::uint32_t count, std::uint32_t arg_size) {
+  buffer_.clear();
+  buffer_ += kPackedChunk;
+  put_u64(buffer_, job);
+  put_u32(buffer_, chunk);
+  put_u32(buffer_, static_cast<std::uint32_t>(name.size()));
+  buffer_ += name;
+  put_u32(buffer_, count);
+  put_u32(buffer_, arg_size);
+  buffer_ += '\1';
+  put_u32(buffer_, static_cast<std::uint32_t>(::getpid()));
+  put_u64(buffer_, reinterpret_cast<std::uintptr_t>(args));
+  count_ = count;
+  return buffer_;
 }
 
 std::string_view ChunkWriter::finish() {

@@ -5,14 +5,179 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <deque>
+#include <vector>
 
 #include "mproc/envelope.h"
+#include "mproc/errors.h"
 #include "mproc/log.h"
+#include "mproc/task.h"
 
 #include "engine.h"
+#include "futex.h"
 #include "wire.h"
 
 namespace mproc::detail {
+namespace {
+
+// Result arrays sent by reference, kept until the collector has read them.
+struct SentResults {
+  std::uint64_t seq = 0;
+  char* data = nullptr;
+  std::size_t bytes = 0;
+};
+
+// Runs a 'B' chunk into a 'Q' message: one lookup of the task, then its batch form over the whole
+// array, going on after each item that throws (its exception is captured, as run_call does).
+// Arguments read from the submitting process are answered in kind: the results stay in this
+// process, in a fresh array (`sent` keeps it until the collector has read it).
+// Returns false, with nothing run, when the arguments are in a process this one cannot read.
+bool run_packed_chunk(std::string_view message, std::string& results, LargeBytes& remote_args,
+                      RemoteResults& where, std::deque<SentResults>& sent) {
+  WireReader reader(message);
+  PackedChunk chunk = read_packed_chunk(reader);
+  if (chunk.remote) {
+    std::size_t size = std::size_t{chunk.count} * chunk.arg_size;
+    if (remote_args.size() < size) remote_args.resize(size);
+    if (!read_remote(chunk.pid, chunk.address, remote_args.data(), size)) return false;
+    chunk.args = std::string_view(remote_args.data(), size);
+  }
+  const TaskEntry* entry = find_task(chunk.name);
+  std::vector<std::pair<std::uint32_t, std::string>> errors;
+  auto capture = [&](std::uint32_t index) {
+    try {
+      errors.emplace_back(index, capture_current_exception());
+    } catch (...) {
+      errors.emplace_back(index, std::string());  // stands for std::bad_alloc
+    }
+  };
+  if (entry == nullptr || entry->batch.invoke == nullptr ||
+      entry->batch.arg_size != chunk.arg_size) {
+    // Not the program that sent it, or a different build of it: every item fails alike.
+    begin_packed_results(results, chunk.job, chunk.chunk, chunk.count, 0);
+    for (std::uint32_t i = 0; i < chunk.count; ++i) {
+      try {
+        if (entry == nullptr) (void)invoke_task(chunk.name, {});  // throws NotRegisteredError
+        throw SerializationError("task \"" + std::string(chunk.name) +
+                                 "\" has no batch form of this shape in this process");
+      } catch (...) {
+        capture(i);
+      }
+    }
+    end_packed_results(results, errors);
+    return true;
+  }
+  const BatchCodec& batch = entry->batch;
+  char* out = nullptr;
+  if (chunk.remote) {
+    std::size_t bytes = std::size_t{chunk.count} * batch.result_size;
+    sent.push_back({++where.seq, static_cast<char*>(allocate_large(bytes)), bytes});
+    where.address = reinterpret_cast<std::uintptr_t>(sent.back().data);
+    out = sent.back().data;
+    begin_packed_results(results, chunk.job, chunk.chunk, chunk.count, batch.result_size, &where);
+  } else {
+    out = results.data() +
+          begin_packed_results(results, chunk.job, chunk.chunk, chunk.count, batch.result_size);
+  }
+  for (std::uint32_t first = 0; first < chunk.count;) {
+    std::uint32_t done = 0;
+    try {
+      batch.invoke(chunk.args.data() + std::size_t{first} * batch.arg_size,
+                   out + std::size_t{first} * batch.result_size, chunk.count - first, done);
+      break;
+    } catch (...) {
+      capture(first + done);
+      first += done + 1;
+    }
+  }
+  end_packed_results(results, errors);
+  return true;
+}
+
+}  // namespace
+
+// Takes the next task. Idle workers share one "spinner" role (Doorbells): the worker holding it
+// spins briefly for the next chunk (a wake-up costs more than a short task) and keeps the role
+// while it runs the chunk it got, unless more chunks wait, when it hands the role on. The others
+// sleep on the role's futex, not in the queue, so a chunk taken by the spinner wakes nobody. A
+// sleeper is woken when the role is handed on or freed (a worker died), and by the pool when it
+// puts a chunk while no worker spins (the holder is busy, or spun in vain: role kRoleIdle).
+void PoolEngine::take_task(std::string& message, bool& have_role,
+                           const std::function<void(std::string_view)>& claim) {
+  Doorbells& d = doorbells();
+  auto counted_claim = [&](std::string_view item) {
+    d.tasks_taken.fetch_add(1, std::memory_order_seq_cst);
+    claim(item);
+  };
+  auto waiting = [&] {
+    return static_cast<std::int64_t>(d.tasks_posted.load(std::memory_order_seq_cst) -
+                                     d.tasks_taken.load(std::memory_order_seq_cst)) > 0;
+  };
+  auto try_take = [&] {
+    try {
+      tasks_.get(message, Deadline::now(), counted_claim);
+      return true;
+    } catch (const Empty&) {  // another worker was first
+      return false;
+    }
+  };
+  // Whether a worker without the role should look (rather than sleep).
+  auto should_look = [&] {
+    std::uint32_t role = d.role.load(std::memory_order_seq_cst);
+    return role == Doorbells::kRoleFree || (role != Doorbells::kRoleSpinning && waiting());
+  };
+  for (;;) {
+    if (!have_role) {
+      std::uint32_t role = d.role.load(std::memory_order_seq_cst);
+      if (role == Doorbells::kRoleFree || role == Doorbells::kRoleIdle) {
+        have_role = d.role.compare_exchange_strong(role, Doorbells::kRoleSpinning,
+                                                   std::memory_order_seq_cst);
+        if (!have_role) continue;
+      } else if (role == Doorbells::kRoleBusy && waiting()) {
+        if (try_take()) return;  // a chunk put while the holder runs one
+        continue;
+      } else {
+        std::uint32_t seq = d.role_seq.load(std::memory_order_seq_cst);
+        d.role_sleepers.fetch_add(1, std::memory_order_seq_cst);
+        if (!should_look()) (void)futex_wait(d.role_seq, seq, Deadline::never());
+        d.role_sleepers.fetch_sub(1, std::memory_order_seq_cst);
+        continue;
+      }
+    }
+    // The role is ours: spin for a chunk.
+    d.role.store(Doorbells::kRoleSpinning, std::memory_order_seq_cst);
+    const auto until = Clock::now() + kSpinBudget;
+    while (spin_for(waiting, until - Clock::now())) {
+      if (try_take()) {
+        // Keep the role while busy, unless more chunks wait: then another worker takes it.
+        d.role.store(Doorbells::kRoleBusy, std::memory_order_seq_cst);
+        if (waiting()) {
+          have_role = false;
+          d.role.store(Doorbells::kRoleFree, std::memory_order_seq_cst);
+          ring_role(false);
+        }
+        return;
+      }
+    }
+    // Nothing came: sleep with the others, until the pool puts a chunk. A chunk put while the
+    // role still read "spinning" rang no bell: look once more after saying "idle".
+    d.role.store(Doorbells::kRoleIdle, std::memory_order_seq_cst);
+    have_role = false;
+    // The counters are hints (a worker killed inside its claim leaves tasks_taken one ahead):
+    // before sleeping, ask the queue itself, and set the hint right.
+    const auto queued = static_cast<std::int64_t>(tasks_.qsize());
+    const auto hinted = static_cast<std::int64_t>(d.tasks_posted.load(std::memory_order_seq_cst) -
+                                                  d.tasks_taken.load(std::memory_order_seq_cst));
+    if (queued != hinted)
+      d.tasks_taken.fetch_add(static_cast<std::uint64_t>(hinted - queued),
+                              std::memory_order_seq_cst);
+    if (queued > 0 || waiting()) continue;
+    std::uint32_t seq = d.role_seq.load(std::memory_order_seq_cst);
+    d.role_sleepers.fetch_add(1, std::memory_order_seq_cst);
+    if (!should_look()) (void)futex_wait(d.role_seq, seq, Deadline::never());
+    d.role_sleepers.fetch_sub(1, std::memory_order_seq_cst);
+  }
+}
 
 void PoolEngine::worker_main(std::uint32_t slot_index) {
   ::signal(SIGINT, SIG_IGN);
@@ -39,8 +204,7 @@ void PoolEngine::worker_main(std::uint32_t slot_index) {
       }
       me.state.store(WorkerSlot::kInitFailed, std::memory_order_release);
       try {
-        results_.put(worker_notice(kInitializerFailed, slot_index, self, 0, text),
-                     Deadline::never());
+        post_result(worker_notice(kInitializerFailed, slot_index, self, 0, text));
       } catch (...) {
       }
       leave(1);
@@ -48,6 +212,12 @@ void PoolEngine::worker_main(std::uint32_t slot_index) {
   }
   std::string message;
   std::string results;
+  LargeBytes remote_args;
+  std::deque<SentResults> sent;
+  RemoteResults where{self, 0, slot_index, me.results_read.load(std::memory_order_acquire)};
+  // Chunk results can be large: ask for huge pages for them (see memory.cc).
+  results.reserve(std::size_t{16} << 20);
+  advise_huge_pages(results.data(), results.capacity());
   int done = 0;
   // Runs under the task queue's lock, before the item leaves the queue: if this process dies
   // from here on, the slot already names the chunk, so the collector fails it.
@@ -70,15 +240,37 @@ void PoolEngine::worker_main(std::uint32_t slot_index) {
     me.chunk.store(chunk, std::memory_order_relaxed);
     me.state.store(WorkerSlot::kBusy, std::memory_order_release);
   };
+  bool have_role = false;
   for (;;) {
     try {
-      tasks_.get(message, Deadline::never(), claim);
+      take_task(message, have_role, claim);
     } catch (const std::exception& e) {
       get_logger()->error("pool worker cannot read the task queue: {}", e.what());
       leave(2);
     }
     if (message.empty() || message[0] == kPoisonPill) leave(0);
     try {
+      if (message[0] == kPackedChunk) {
+        // Free what the collector has read.
+        const std::uint64_t read = me.results_read.load(std::memory_order_acquire);
+        while (!sent.empty() && sent.front().seq <= read) {
+          free_large(sent.front().data, sent.front().bytes);
+          sent.pop_front();
+        }
+        if (!run_packed_chunk(message, results, remote_args, where, sent)) {
+          message[0] = kNeedInline;  // back to the collector, which sends it inline
+          post_result(message);
+          me.state.store(WorkerSlot::kIdle, std::memory_order_release);
+          continue;
+        }
+        post_result(results);
+        me.state.store(WorkerSlot::kIdle, std::memory_order_release);
+        if (config_.maxtasksperchild > 0 && ++done >= config_.maxtasksperchild) {
+          me.state.store(WorkerSlot::kRetired, std::memory_order_release);
+          leave(0);
+        }
+        continue;
+      }
       WireReader reader(message);
       ChunkHeader header = read_chunk_header(reader);
       begin_results(results, header.job, header.chunk, header.count);
@@ -87,7 +279,7 @@ void PoolEngine::worker_main(std::uint32_t slot_index) {
         ResultEnvelope result = run_call(CallView{0, header.name, args});
         add_result(results, result.status, result.payload);
       }
-      results_.put(results, Deadline::never());
+      post_result(results);
     } catch (const std::exception& e) {
       // A malformed chunk or a result queue that refuses: this worker cannot go on. Leaving
       // makes the collector fail the chunk and start a replacement.

@@ -66,13 +66,15 @@ void PoolEngine::zygote_main(int command_fd) {
       if (retry_on_eintr([&] { return ::waitpid(pid, &status, 0); }) != pid) continue;
       std::uint32_t slot_index = workers[pid].slot;
       workers.erase(pid);
-      remove_segments_of(pid);
+      // The notice first: the pool may be waiting for it (join), and this process's own exit,
+      // which join also waits for, comes after the clean-up anyway.
       if (!stopping) {
         try {
-          results_.put(worker_notice(kWorkerDied, slot_index, pid, status), Deadline::never());
+          post_result(worker_notice(kWorkerDied, slot_index, pid, status));
         } catch (...) {
         }
       }
+      remove_segments_of(pid);
     }
     if (stopping || fds[0].revents == 0) continue;
     char command[5];
@@ -100,13 +102,13 @@ void PoolEngine::zygote_main(int command_fd) {
     if (pid < 0) {
       int error = errno;
       report_error("the pool's zygote cannot fork a worker");
-      results_.put(worker_notice(kWorkerDied, slot_index, 0, error), Deadline::never());
+      post_result(worker_notice(kWorkerDied, slot_index, 0, error));
       continue;
     }
     Worker worker{slot_index, UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)))};
     workers.emplace(pid, std::move(worker));
     try {
-      results_.put(worker_notice(kWorkerStarted, slot_index, pid), Deadline::never());
+      post_result(worker_notice(kWorkerStarted, slot_index, pid));
     } catch (...) {
     }
   }

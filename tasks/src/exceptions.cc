@@ -137,6 +137,7 @@ class ExceptionRegistry {
     add_with_message<IndexError>("mproc::IndexError");
     add_with_message<TypeError>("mproc::TypeError");
     add_with_message<KeyError>("mproc::KeyError");
+    add_with_message<AttributeError>("mproc::AttributeError");
     add("mproc::BufferTooShort", typeid(BufferTooShort),
         nested_type_of(BufferTooShort(std::string(), std::string())), &throw_buffer_too_short,
         &buffer_too_short_extra);

@@ -47,7 +47,7 @@ bool same_callable(const TaskKey& a, const TaskKey& b) {
 class TaskRegistry {
  public:
   const TaskEntry& add(std::string name, TaskKey key, TaskInvoker invoke,
-                       ObjectEncoder encode_object) {
+                       ObjectEncoder encode_object, BatchCodec batch) {
     std::unique_lock lock(mutex_);
     if (auto it = by_name_.find(name); it != by_name_.end()) {
       if (same_callable(it->second->key, key)) return *it->second;
@@ -60,7 +60,7 @@ class TaskRegistry {
       throw ValueError("MPROC_TASK(" + name + "): this callable is already registered as \"" +
                        other->name + "\"; register each callable once, under one name");
     }
-    auto entry = std::make_unique<TaskEntry>(TaskEntry{name, invoke, encode_object, key});
+    auto entry = std::make_unique<TaskEntry>(TaskEntry{name, invoke, encode_object, key, batch});
     const TaskEntry& added = *entry;
     if (key.address != 0) {
       by_address_.emplace(key.address, &added);
@@ -118,16 +118,16 @@ TaskRegistry& registry() {
 }  // namespace
 
 const TaskEntry& register_task(std::string name, TaskKey key, TaskInvoker invoke,
-                               ObjectEncoder encode_object) {
+                               ObjectEncoder encode_object, BatchCodec batch) {
   if (name.empty()) throw ValueError("MPROC_TASK(): a task needs a name");
   if (key.type == nullptr) throw ValueError("MPROC_TASK(" + name + "): no callable given");
-  return registry().add(std::move(name), key, invoke, encode_object);
+  return registry().add(std::move(name), key, invoke, encode_object, batch);
 }
 
 bool register_task_entry_or_abort(const char* name, TaskKey key, TaskInvoker invoke,
-                                  ObjectEncoder encode_object) noexcept {
+                                  ObjectEncoder encode_object, BatchCodec batch) noexcept {
   try {
-    register_task(name, key, invoke, encode_object);
+    register_task(name, key, invoke, encode_object, batch);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "mproc: cannot register a task at start-up: %s\n", e.what());
     std::fflush(stderr);

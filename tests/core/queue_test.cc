@@ -624,6 +624,72 @@ TEST(Queue, ImmediateShutdownRemovesOutOfLineItems) {
   EXPECT_EQ(detail::count_segments_of(::getpid()), 1u);  // the ring itself
 }
 
+TEST(ByteQueue, AnItemPutFromTwoPartsComesOutAsOne) {
+  detail::ByteQueue q(QueueOptions{});
+  q.put("head-", "body", Deadline::never());
+  q.put("", "", Deadline::never());
+  std::string out;
+  q.get(out, Deadline::now());
+  EXPECT_EQ(out, "head-body");
+  q.get(out, Deadline::now());
+  EXPECT_EQ(out, "");
+}
+
+TEST(ByteQueue, GetViewHandsTheItemToTheSink) {
+  detail::ByteQueue q(QueueOptions{});
+  q.put("first", Deadline::never());
+  std::string seen;
+  q.get_view(Deadline::now(), [&](std::string_view item) { seen = item; });
+  EXPECT_EQ(seen, "first");
+  EXPECT_EQ(q.qsize(), 0u);
+}
+
+TEST(ByteQueue, AThrowingSinkStillTakesTheItem) {
+  detail::ByteQueue q(QueueOptions{});
+  q.put("bad", Deadline::never());
+  q.put("next", Deadline::never());
+  EXPECT_THROW(q.get_view(Deadline::now(),
+                          [](std::string_view) { throw std::runtime_error("cannot decode"); }),
+               std::runtime_error);
+  std::string out;
+  q.get(out, Deadline::now());
+  EXPECT_EQ(out, "next");
+}
+
+TEST(Queue, VectorsAndEmptyItemsRoundTrip) {
+  Queue<std::vector<double>> vectors;
+  vectors.put({1.5, -2.0, 3.25});
+  vectors.put({});
+  EXPECT_EQ(vectors.get_nowait(), (std::vector<double>{1.5, -2.0, 3.25}));
+  EXPECT_TRUE(vectors.get_nowait().empty());
+  Queue<std::string> strings;
+  strings.put("");
+  EXPECT_EQ(strings.get_nowait(), "");
+}
+
+TEST(Queue, WithNobodyGettingAnItemTheRingCouldHoldStillGoesThroughOutOfLine) {
+  Queue<std::string> q(QueueOptions{.capacity = 4096});
+  // The third does not fit beside the first two: put waits briefly for a get, then takes the
+  // out-of-line way instead of blocking (the queue is not full by maxsize).
+  for (int i = 0; i < 3; ++i) q.put(pattern(1500, i));
+  EXPECT_EQ(q.qsize(), 3u);
+  EXPECT_GT(detail::count_segments_of(::getpid()), 1u);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(q.get_nowait(), pattern(1500, i));
+}
+
+TEST(Queue, ItemsNearHalfTheRingStreamInOrderAcrossProcesses) {
+  // Items that wrap around the ring's end, and puts that wait for the consumer to make room.
+  Queue<std::string> q(QueueOptions{.maxsize = 8, .capacity = 8192});
+  constexpr int kItems = 300;
+  auto size_of = [](int i) { return static_cast<std::size_t>(1000 + (i * 397) % 3000); };
+  pid_t producer = fork_child([&] {
+    for (int i = 0; i < kItems; ++i) q.put(pattern(size_of(i), i));
+    return 0;
+  });
+  for (int i = 0; i < kItems; ++i) ASSERT_EQ(q.get(10s), pattern(size_of(i), i)) << "item " << i;
+  EXPECT_EQ(wait_child(producer).code, 0);
+}
+
 TEST(Queue, ManyProducersAndConsumersAcrossProcessesLoseNothing) {
   Queue<std::uint64_t> q(QueueOptions{.maxsize = 16, .capacity = 4096});
   Queue<std::uint64_t> sums;

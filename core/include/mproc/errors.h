@@ -160,4 +160,11 @@ class KeyError : public Error {
   using Error::Error;
 };
 
+// Python `AttributeError`: a manager proxy's object exposes no such method, a Namespace has no such
+// attribute.
+class AttributeError : public Error {
+ public:
+  using Error::Error;
+};
+
 }  // namespace mproc

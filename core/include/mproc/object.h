@@ -9,6 +9,10 @@
 //   auto d = mproc::Object::dict({{1, "1"}, {"2", 2}, {0.25, mproc::None}});
 //   d["x"] = mproc::Object::tuple({1});            // {1: '1', '2': 2, 0.25: None, 'x': (1,)}
 //
+// A Reference (a manager proxy put into a container) is the one kind that is not a value: see
+// Reference. Types may take part in from()/to() with `Object to_object() const` and
+// `static T from_object(const Object&)` members.
+//
 // Python counterpart: the built-in types, with value semantics (copying an Object copies its
 // contents; Python shares references). `int` is 64-bit here (Python's is unbounded); `str` holds
 // UTF-8, `bytes` any bytes. Dicts keep insertion order (as Python 3.7+ dicts do); keys may be of
@@ -29,6 +33,7 @@
 // until the Object (or the container holding it) is modified or destroyed.
 #pragma once
 
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -63,6 +68,29 @@ struct Bytes {
 };
 
 class Object;
+
+// A reference to an object that lives in another process (a manager's proxy stored in a
+// container, Python's nested proxies): where it lives and its id there. Equal when they name the
+// same object. `keepalive`, set only in the process that owns the referent, holds the referent
+// alive while any Object holding this reference exists.
+struct Reference {
+  std::string type_name;
+  std::string address;
+  std::optional<std::string> authkey;
+  std::uint64_t id = 0;
+  std::shared_ptr<const void> keepalive;
+  friend bool operator==(const Reference& a, const Reference& b) {
+    return a.id == b.id && a.address == b.address;
+  }
+};
+
+namespace detail {
+// Turns a Reference decoded in this thread into one that keeps its referent alive (a manager's
+// server installs one in each connection thread; elsewhere none is installed). It may throw, to
+// refuse a reference to an object that does not exist.
+using ReferenceResolver = std::function<std::shared_ptr<const void>(const Reference&)>;
+void set_thread_reference_resolver(ReferenceResolver resolver);
+}  // namespace detail
 
 // An insertion-ordered dict of Objects (Python `dict`).
 class Dict {
@@ -106,7 +134,18 @@ class Dict {
 class Object {
  public:
   // The Python type of the value; the order is the wire format's, do not reorder.
-  enum class Kind : std::uint8_t { kNone, kBool, kInt, kFloat, kStr, kBytes, kList, kTuple, kDict };
+  enum class Kind : std::uint8_t {
+    kNone,
+    kBool,
+    kInt,
+    kFloat,
+    kStr,
+    kBytes,
+    kList,
+    kTuple,
+    kDict,
+    kReference
+  };
   using List = std::vector<Object>;
 
   Object() noexcept = default;  // None
@@ -122,6 +161,8 @@ class Object {
   Object(std::string_view s) : v_(std::in_place_index<4>, s) {}
   Object(Bytes b) noexcept : v_(std::in_place_index<5>, std::move(b)) {}
   Object(Dict d) : v_(std::in_place_index<8>, std::move(d)) {}
+  Object(Reference r)
+      : v_(std::in_place_index<9>, std::make_shared<const Reference>(std::move(r))) {}
 
   [[nodiscard]] static Object none() noexcept { return Object(); }
   [[nodiscard]] static Object bytes(std::string_view b) { return Object(Bytes{std::string(b)}); }
@@ -146,7 +187,7 @@ class Object {
 
   [[nodiscard]] Kind kind() const noexcept { return static_cast<Kind>(v_.index()); }
   // Python's type name: "NoneType", "bool", "int", "float", "str", "bytes", "list", "tuple",
-  // "dict".
+  // "dict"; a Reference is a "proxy".
   [[nodiscard]] std::string_view type_name() const noexcept;
 
   [[nodiscard]] bool is_none() const noexcept { return kind() == Kind::kNone; }
@@ -158,6 +199,7 @@ class Object {
   [[nodiscard]] bool is_list() const noexcept { return kind() == Kind::kList; }
   [[nodiscard]] bool is_tuple() const noexcept { return kind() == Kind::kTuple; }
   [[nodiscard]] bool is_dict() const noexcept { return kind() == Kind::kDict; }
+  [[nodiscard]] bool is_reference() const noexcept { return kind() == Kind::kReference; }
 
   // Typed access; the wrong type throws TypeError ("expected int, got str"). As in Python, a
   // bool is also an int (as_int(True) == 1), and an int is accepted where a float is asked for.
@@ -171,6 +213,7 @@ class Object {
   [[nodiscard]] const List& as_tuple() const;
   [[nodiscard]] const Dict& as_dict() const;
   [[nodiscard]] Dict& as_dict();
+  [[nodiscard]] const Reference& as_reference() const;
 
   // Python's truth value (`bool(x)`): None, False, 0, 0.0 and empty containers are false.
   [[nodiscard]] bool truthy() const noexcept;
@@ -245,7 +288,9 @@ class Object {
   };
 
   // Alternatives in Kind's order; list and tuple share a type and are told apart by index.
-  std::variant<NoneType, bool, std::int64_t, double, std::string, Bytes, List, List, DictBox> v_;
+  std::variant<NoneType, bool, std::int64_t, double, std::string, Bytes, List, List, DictBox,
+               std::shared_ptr<const Reference>>
+      v_;
 };
 
 namespace detail {
@@ -274,6 +319,10 @@ template <class T>
 Object Object::from(const T& value) {
   if constexpr (std::is_same_v<T, Object>) {
     return value;
+  } else if constexpr (requires {
+                         { value.to_object() } -> std::convertible_to<Object>;
+                       }) {
+    return value.to_object();  // a type that says how (a manager proxy: a Reference)
   } else if constexpr (std::is_same_v<T, bool> || std::is_arithmetic_v<T> ||
                        std::is_same_v<T, NoneType> || std::is_same_v<T, Bytes> ||
                        std::is_same_v<T, Dict> ||
@@ -304,6 +353,10 @@ template <class T>
 T Object::to() const {
   if constexpr (std::is_same_v<T, Object>) {
     return *this;
+  } else if constexpr (requires(const Object& o) {
+                         { T::from_object(o) } -> std::convertible_to<T>;
+                       }) {
+    return T::from_object(*this);
   } else if constexpr (std::is_same_v<T, bool>) {
     return as_bool();
   } else if constexpr (std::is_integral_v<T>) {

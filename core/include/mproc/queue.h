@@ -45,9 +45,11 @@
 #include <chrono>
 #include <cstddef>
 #include <optional>
+#include <ranges>
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 
 #include "mproc/deadline.h"
@@ -96,8 +98,31 @@ class TypedQueue {
   [[nodiscard]] const std::string& name() const noexcept { return bytes_.name(); }
 
  protected:
+  // Strings and contiguous ranges of trivially copyable elements travel as a short header and
+  // their own bytes: the queue copies those bytes once, from the item into shared memory (and,
+  // in get_item, once from there into the new item). Anything else is encoded into a buffer
+  // first.
+  static constexpr Path kPath = path_of<T>();
+  static constexpr bool kDirectPut =
+      (kPath == Path::kString && !std::is_pointer_v<T>) || kPath == Path::kRawRange;
+  static constexpr bool kDirectGet = kPath != Path::kBoost;
+
   void put_item(const T& item, const Deadline& deadline) {
     if (bytes_.closed()) throw ValueError("Queue is closed");
+    if constexpr (kDirectPut) {
+      std::string head;  // a few bytes: no allocation
+      put_header(head, kTagRaw, kFingerprint<typename WireTypeOf<T>::type>);
+      std::string_view body;
+      if constexpr (kPath == Path::kString) {
+        body = std::string_view(item);
+      } else {
+        using E = std::ranges::range_value_t<const T>;
+        body = std::string_view(reinterpret_cast<const char*>(std::ranges::data(item)),
+                                std::ranges::size(item) * sizeof(E));
+      }
+      bytes_.put(head, body, deadline);
+      return;
+    }
     ScratchBuffer& scratch = scratch_buffer();
     std::string& buffer = scratch.get();
     buffer.clear();
@@ -112,6 +137,25 @@ class TypedQueue {
   }
 
   [[nodiscard]] T get_item(const Deadline& deadline) {
+    if constexpr (kDirectGet) {
+      // A large item is decoded where it lies, under the queue's lock: one copy, which the lock
+      // would be held for anyway. A small one is copied out and decoded after the lock is
+      // released, so that the lock is not held over the new item's allocation.
+      constexpr std::size_t kInPlace = 4096;
+      T value{};
+      std::string& buffer = scratch_buffer().get();
+      bool copied = false;
+      bytes_.get_view(deadline, [&](std::string_view item) {
+        if (item.size() < kInPlace) {
+          buffer.assign(item.data(), item.size());
+          copied = true;
+        } else {
+          decode_into(item, value);
+        }
+      });
+      if (copied) decode_into(std::string_view(buffer), value);
+      return value;
+    }
     ScratchBuffer& scratch = scratch_buffer();
     std::string& buffer = scratch.get();
     bytes_.get(buffer, deadline);

@@ -14,10 +14,15 @@
 // result still pending then has failed: see Pool's destructor).
 #pragma once
 
+#include <sched.h>
+
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <exception>
 #include <functional>
@@ -42,10 +47,73 @@ namespace mproc {
 
 namespace detail {
 
+// Memory for large arrays, in huge pages where the kernel gives them (memory.cc says why).
+// allocate_large throws std::bad_alloc; advise_huge_pages asks for huge pages inside an existing
+// block not yet touched.
+inline constexpr std::size_t kLargeAllocation = std::size_t{256} << 10;
+[[nodiscard]] void* allocate_large(std::size_t bytes);
+void free_large(void* p, std::size_t bytes) noexcept;
+void advise_huge_pages(const void* p, std::size_t bytes) noexcept;
+
+// std::allocator, but large blocks come from allocate_large.
+template <class T>
+struct LargeAllocator {
+  using value_type = T;
+  LargeAllocator() = default;
+  template <class U>
+  explicit LargeAllocator(const LargeAllocator<U>&) noexcept {}
+  T* allocate(std::size_t n) {
+    if (n * sizeof(T) < kLargeAllocation) return std::allocator<T>().allocate(n);
+    return static_cast<T*>(allocate_large(n * sizeof(T)));
+  }
+  void deallocate(T* p, std::size_t n) noexcept {
+    if (n * sizeof(T) < kLargeAllocation) {
+      std::allocator<T>().deallocate(p, n);
+    } else {
+      free_large(p, n * sizeof(T));
+    }
+  }
+  friend bool operator==(const LargeAllocator&, const LargeAllocator&) noexcept { return true; }
+};
+
+// How long a waiter of the pool looks for its event before it sleeps. Waking a sleeping thread
+// costs tens of microseconds on some machines (a futex round trip is ~50 us in a VM), more than
+// a whole round trip between awake processes; spinning longer than that gains nothing.
+inline constexpr std::chrono::microseconds kSpinBudget{50};
+
+// Bounded spin-before-sleep: looks at done() for up to `budget`, with a pause instruction at
+// first and then giving the CPU away (sched_yield) between looks, so that on a busy machine the
+// thread being waited for gets to run. Returns done()'s last value; the caller then sleeps.
+template <class Done>
+bool spin_for(Done&& done, std::chrono::nanoseconds budget) {
+  for (int i = 0; i < 64; ++i) {
+    if (done()) return true;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+  const auto until = std::chrono::steady_clock::now() + budget;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= until) return done();
+    ::sched_yield();
+  }
+  return true;
+}
+
 // One item's outcome as a worker sent it back (the payload points into the collector's buffer).
 struct ItemResult {
   ResultStatus status = ResultStatus::kOk;
   std::string_view payload;
+};
+
+// A chunk's results in the batch form (task.h's BatchInvoker): `count` values of `size` raw
+// bytes back to back, except at the positions of `errors` (ascending), which hold a captured
+// exception instead.
+struct PackedResults {
+  std::string_view values;
+  std::uint32_t count = 0;
+  std::uint32_t size = 0;
+  std::vector<std::pair<std::uint32_t, std::string_view>> errors;
 };
 
 // What the pool's collector thread feeds: the results of one chunk of a job, or its failure
@@ -55,6 +123,15 @@ class Job {
  public:
   virtual ~Job() = default;
   virtual void deliver(std::uint32_t chunk, std::span<const ItemResult> items) = 0;
+  // The batch form; by default taken item by item (a raw value decodes as itself).
+  virtual void deliver_packed(std::uint32_t chunk, const PackedResults& results) {
+    std::vector<ItemResult> items(results.count);
+    for (std::uint32_t i = 0; i < results.count; ++i)
+      items[i].payload = results.values.substr(std::size_t{i} * results.size, results.size);
+    for (const auto& [index, payload] : results.errors)
+      items.at(index) = ItemResult{ResultStatus::kException, payload};
+    deliver(chunk, items);
+  }
   virtual void fail(std::uint32_t chunk, std::exception_ptr error) = 0;
 };
 
@@ -148,6 +225,7 @@ class ResultState : public Job {
       if (ready_) return;
       error_ = error;
       ready_ = true;
+      ready_seen_.store(true, std::memory_order_release);
     }
     cv_.notify_all();
     run_callback(error_callback_, error);
@@ -164,16 +242,22 @@ class ResultState : public Job {
         slot_.value.emplace(std::forward<V>(v)...);
       }
       ready_ = true;
+      ready_seen_.store(true, std::memory_order_release);
     }
     cv_.notify_all();
     if constexpr (std::is_void_v<R>) {
       run_callback(callback_);
-    } else {
-      run_callback(callback_, *slot_.value);  // set once; no writer after ready_
+    } else if (callback_) {
+      run_callback(callback_, *slot_.value);  // set once; no writer after ready_ but take()
     }
   }
 
   bool wait(const Deadline& deadline) {
+    // A result due within microseconds (a short task on an idle pool) is caught awake.
+    if (!ready_seen_.load(std::memory_order_acquire)) {
+      (void)spin_for([&] { return ready_seen_.load(std::memory_order_acquire); },
+                     std::min<std::chrono::nanoseconds>(kSpinBudget, deadline.remaining()));
+    }
     std::unique_lock lock(mutex_);
     if (deadline.is_never()) {
       cv_.wait(lock, [&] { return ready_; });
@@ -193,6 +277,14 @@ class ResultState : public Job {
     return !error_;
   }
 
+  // After wait() returned true, for the only consumer of a result without a callback (what
+  // Pool::map hands out): the value moved out.
+  R take() {
+    std::scoped_lock lock(mutex_);
+    if (error_) std::rethrow_exception(error_);
+    if constexpr (!std::is_void_v<R>) return std::move(*slot_.value);
+  }
+
   // After wait() returned true.
   decltype(auto) value() {
     std::scoped_lock lock(mutex_);
@@ -204,6 +296,7 @@ class ResultState : public Job {
   std::mutex mutex_;
   std::condition_variable cv_;
   bool ready_ = false;
+  std::atomic<bool> ready_seen_{false};  // ready_, for spinning waiters (set under mutex_)
   Slot<R> slot_;
   std::exception_ptr error_;
   OnSuccess callback_;
@@ -224,10 +317,15 @@ class MapState : public Job {
       : result_(std::move(callback), std::move(error_callback)),
         progress_(std::move(progress)),
         chunk_starts_(std::move(chunk_starts)),
-        values_(size),
         remaining_(chunk_starts_.size()) {
+    values_.reserve(size);
+    advise_huge_pages(values_.data(), size * sizeof(values_[0]));
+    values_.resize(size);
     if (remaining_ == 0) result_.set_value(List{});
   }
+
+  // Keeps `what` (the arguments the workers read) alive as long as this job.
+  void keep_alive(std::shared_ptr<void> what) { kept_ = std::move(what); }
 
   void deliver(std::uint32_t chunk, std::span<const ItemResult> items) override {
     std::size_t first = chunk_starts_.at(chunk);
@@ -240,6 +338,31 @@ class MapState : public Job {
     }
     if (progress_) progress_->advance(items.size());
     finish_chunk();
+  }
+
+  // Raw values are copied in one go; only the failed items are looked at one by one.
+  void deliver_packed(std::uint32_t chunk, const PackedResults& results) override {
+    if constexpr (!kPlain) {
+      Job::deliver_packed(chunk, results);
+    } else {
+      if (results.size != sizeof(R)) {
+        Job::deliver_packed(chunk, results);
+        return;
+      }
+      std::size_t first = chunk_starts_.at(chunk);
+      std::size_t count = std::min<std::size_t>(results.count, values_.size() - first);
+      if (count != 0) std::memcpy(values_.data() + first, results.values.data(), count * sizeof(R));
+      for (const auto& [index, payload] : results.errors) {
+        if (index >= count) continue;
+        try {
+          rethrow_remote(payload);
+        } catch (...) {
+          note_error(first + index, std::current_exception());
+        }
+      }
+      if (progress_) progress_->advance(results.count);
+      finish_chunk();
+    }
   }
 
   void fail(std::uint32_t chunk, std::exception_ptr error) override {
@@ -274,16 +397,26 @@ class MapState : public Job {
       result_.fail(0, error);
       return;
     }
-    List list;
-    list.reserve(values_.size());
-    for (auto& v : values_) list.push_back(std::move(*v));
-    result_.set_value(std::move(list));
+    if constexpr (kPlain) {
+      result_.set_value(std::move(values_));
+    } else {
+      List list;
+      list.reserve(values_.size());
+      for (auto& v : values_) list.push_back(std::move(*v));
+      result_.set_value(std::move(list));
+    }
   }
+
+  // Values that need no "not yet set" state: the list itself is filled in place.
+  static constexpr bool kPlain =
+      std::is_trivially_copyable_v<R> && std::is_default_constructible_v<R>;
 
   ResultState<List> result_;
   std::shared_ptr<ProgressBar> progress_;
   std::vector<std::uint32_t> chunk_starts_;
-  std::vector<std::optional<R>> values_;  // each written once, by the collector
+  // Each written once, by the collector.
+  std::conditional_t<kPlain, std::vector<R>, std::vector<std::optional<R>>> values_;
+  std::shared_ptr<void> kept_;
   std::mutex mutex_;
   std::size_t remaining_;
   std::exception_ptr error_;
@@ -459,6 +592,13 @@ class [[nodiscard]] AsyncResult {
   [[nodiscard]] bool successful() const { return state_->successful(); }
 
  private:
+  friend class Pool;
+  // get(), moving the value out: for Pool::map, whose result nobody else sees.
+  R take() {
+    state_->wait(Deadline::never());
+    return state_->take();
+  }
+
   std::shared_ptr<detail::ResultState<R>> state_;
 };
 

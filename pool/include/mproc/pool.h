@@ -126,6 +126,16 @@ class ChunkWriter {
     patch_u64(buffer_, at, buffer_.size() - at - 8);
     ++count_;
   }
+  // A whole chunk in the batch form ('B': `count` arguments of `arg_size` raw bytes, see
+  // task.h's BatchInvoker), valid until the next begin or packed.
+  [[nodiscard]] std::string_view packed(std::uint64_t job, std::uint32_t chunk,
+                                        std::string_view name, const void* args,
+                                        std::uint32_t count, std::uint32_t arg_size);
+  // The same chunk by reference: the worker reads the arguments from this process's memory
+  // (process_vm_readv), so they never pass through shared memory.
+  [[nodiscard]] std::string_view packed_remote(std::uint64_t job, std::uint32_t chunk,
+                                               std::string_view name, const void* args,
+                                               std::uint32_t count, std::uint32_t arg_size);
   [[nodiscard]] std::uint32_t count() const noexcept { return count_; }
   // The finished message (valid until the next begin).
   [[nodiscard]] std::string_view finish();
@@ -135,6 +145,19 @@ class ChunkWriter {
   std::size_t count_at_ = 0;
   std::uint32_t count_ = 0;
 };
+
+// Whether map(fn, range of Item) can send its calls in the batch form: fn is a function whose
+// parameter and result travel as raw bytes (task.h's BatchInvoker), and an Item converts to it.
+template <class F, class Item>
+constexpr bool map_in_batches() {
+  if constexpr (!(std::is_function_v<F> || FunctionPointer<F>)) {
+    return false;
+  } else if constexpr (!has_batch_form<std::decay_t<F>>()) {
+    return false;
+  } else {
+    return std::is_constructible_v<BatchArg<std::decay_t<F>>, Item>;
+  }
+}
 
 // Python's default chunksize for map: ceil(len / (4 * workers)).
 [[nodiscard]] std::size_t default_chunksize(std::size_t items, std::size_t workers) noexcept;
@@ -146,6 +169,8 @@ void check_running(const PoolEngine& engine);
 std::uint64_t open_job(PoolEngine& engine, std::shared_ptr<Job> job);
 void submit_chunk(PoolEngine& engine, std::uint64_t job, std::uint32_t chunk,
                   std::string_view message);
+// Whether workers can read a batch chunk's arguments from this process (until one found it cannot).
+[[nodiscard]] bool remote_args(const PoolEngine& engine) noexcept;
 // No more chunks for `job`: the engine forgets it once every chunk is in.
 void seal_job(PoolEngine& engine, std::uint64_t job) noexcept;
 
@@ -197,11 +222,14 @@ class Pool {
   std::vector<task_result_t<F>> map(const F& fn, Range&& inputs, MapOptions options = {}) {
     return map_async(fn, std::forward<Range>(inputs),
                      {.chunksize = options.chunksize, .progress = options.progress})
-        .get();
+        .take();
   }
   template <class F, std::ranges::input_range Range>
   AsyncResult<std::vector<task_result_t<F>>> map_async(
       const F& fn, Range&& inputs, MapAsyncOptions<task_result_t<F>> options = {}) {
+    if constexpr (detail::map_in_batches<F, std::ranges::range_reference_t<Range>>()) {
+      return map_packed(fn, std::forward<Range>(inputs), std::move(options));
+    }
     return map_impl(fn, std::forward<Range>(inputs), std::move(options),
                     [&fn](std::string& out, auto&& item) {
                       detail::encode_task_call(out, fn, std::forward<decltype(item)>(item));
@@ -212,7 +240,7 @@ class Pool {
   std::vector<task_result_t<F>> starmap(const F& fn, Range&& inputs, MapOptions options = {}) {
     return starmap_async(fn, std::forward<Range>(inputs),
                          {.chunksize = options.chunksize, .progress = options.progress})
-        .get();
+        .take();
   }
   template <class F, std::ranges::input_range Range>
   AsyncResult<std::vector<task_result_t<F>>> starmap_async(
@@ -313,6 +341,49 @@ class Pool {
       for (std::size_t i = starts[chunk]; i < end; ++i)
         writer.add([&](std::string& out) { out += encoded[i]; });
       submit_chunk(job, chunk, writer.finish());
+    }
+    seal_job(job);
+    return AsyncResult<std::vector<R>>(std::move(result));
+  }
+
+  // map_impl for a task with a batch form: the arguments are converted into one array and each
+  // chunk is a slice of it; the worker runs a chunk with one lookup of the task and sends the
+  // results back as one array.
+  template <class F, class Range>
+  AsyncResult<std::vector<task_result_t<F>>> map_packed(const F& fn, Range&& inputs,
+                                                        MapAsyncOptions<task_result_t<F>> options) {
+    using R = task_result_t<F>;
+    using P = detail::BatchArg<std::decay_t<F>>;
+    check_running();
+    const detail::TaskEntry& entry = detail::entry_of(detail::task_key_of(fn));
+    auto kept = std::make_shared<std::vector<P, detail::LargeAllocator<P>>>();
+    auto& args = *kept;
+    if constexpr (std::ranges::sized_range<Range>) args.reserve(std::ranges::size(inputs));
+    for (auto&& item : inputs) args.push_back(P(std::forward<decltype(item)>(item)));
+    std::size_t chunksize = options.chunksize.value_or(
+        detail::default_chunksize(args.size(), static_cast<std::size_t>(processes())));
+    if (chunksize == 0) throw ValueError("chunksize must be at least 1");
+    std::vector<std::uint32_t> starts;
+    for (std::size_t first = 0; first < args.size(); first += chunksize)
+      starts.push_back(static_cast<std::uint32_t>(first));
+    auto state = std::make_shared<detail::MapState<R>>(
+        starts, args.size(), std::move(options.callback), std::move(options.error_callback),
+        options.progress ? detail::ProgressBar::for_fd(2, args.size()) : nullptr);
+    std::shared_ptr<detail::ResultState<std::vector<R>>> result(state, &state->result());
+    if (starts.empty()) return AsyncResult<std::vector<R>>(std::move(result));
+    state->keep_alive(kept);
+    std::uint64_t job = open_job(state);
+    detail::ChunkWriter& writer = chunk_writer();
+    const bool remote = detail::remote_args(*engine_);
+    for (std::uint32_t chunk = 0; chunk < starts.size(); ++chunk) {
+      std::size_t end = std::min(args.size(), static_cast<std::size_t>(starts[chunk]) + chunksize);
+      const P* first = args.data() + starts[chunk];
+      auto count = static_cast<std::uint32_t>(end - starts[chunk]);
+      // Small chunks go inline: a system call in the worker costs more than they do.
+      submit_chunk(job, chunk,
+                   remote && count * sizeof(P) >= detail::kLargeAllocation / 4
+                       ? writer.packed_remote(job, chunk, entry.name, first, count, sizeof(P))
+                       : writer.packed(job, chunk, entry.name, first, count, sizeof(P)));
     }
     seal_job(job);
     return AsyncResult<std::vector<R>>(std::move(result));

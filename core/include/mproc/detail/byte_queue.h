@@ -26,6 +26,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <type_traits>
+#include <utility>
 
 #include "mproc/deadline.h"
 
@@ -41,6 +43,25 @@ struct QueueOptions {
 
 namespace detail {
 
+// A non-owning reference to a callable taking an item's bytes (no allocation, unlike
+// std::function); the callable must outlive the call it is passed to.
+class ItemSink {
+ public:
+  template <class F>
+  requires(!std::is_same_v<std::remove_cvref_t<F>, ItemSink> &&
+           std::is_invocable_v<F&, std::string_view>) ItemSink(F&& f)
+  noexcept  // NOLINT(google-explicit-constructor): a lambda converts
+      : object_(const_cast<void*>(static_cast<const void*>(std::addressof(f)))),
+        call_([](void* object, std::string_view item) {
+          (*static_cast<std::remove_reference_t<F>*>(object))(item);
+        }) {}
+  void operator()(std::string_view item) const { call_(object_, item); }
+
+ private:
+  void* object_;
+  void (*call_)(void*, std::string_view);
+};
+
 class ByteQueue {
  public:
   // Creates a new queue; this process owns its name.
@@ -53,6 +74,9 @@ class ByteQueue {
   // room (Full when `deadline` passes first), a shutdown (ShutDown), or for ever. ValueError
   // after close(); ShutDown after shutdown().
   void put(std::string_view bytes, const Deadline& deadline);
+  // As put(head + body), without joining them first: the item's bytes are copied once, straight
+  // into the queue.
+  void put(std::string_view head, std::string_view body, const Deadline& deadline);
   // Takes the oldest item into `out` (replacing its contents). Blocks while the queue is empty,
   // until a put (Empty when `deadline` passes first) or a shutdown (ShutDown once empty).
   // ValueError after close().
@@ -64,6 +88,12 @@ class ByteQueue {
   // must not block or touch the queue.
   void get(std::string& out, const Deadline& deadline,
            const std::function<void(std::string_view item)>& claim);
+  // As get(), but hands the item's bytes to `sink` where they lie, while this process holds the
+  // queue's lock, instead of copying them out (so `sink` must be quick and must not touch the
+  // queue; the view is valid during the call only). The item is taken even when `sink` throws,
+  // and the exception then comes out of get_view; `claim` (if not null) as above.
+  void get_view(const Deadline& deadline, ItemSink sink,
+                const std::function<void(std::string_view item)>* claim = nullptr);
 
   [[nodiscard]] std::size_t qsize() const;
   [[nodiscard]] std::size_t maxsize() const noexcept;

@@ -1,0 +1,100 @@
+// The manager's wire format (internal: client and server are the same build).
+//
+//   request:  u8 op, then
+//     kCall:    u64 id, u16 method length, method, encoded argument tuple (the rest)
+//     kCreate:  u16 type-name length, type name, encoded constructor arguments (the rest)
+//     kIncref, kDecref: u64 id
+//     kShutdown, kCount: nothing
+//     kSharedChannel: nothing; the client then sends a memfd with send_handle (shared_channel.h)
+//   response: u8 status (kOk, kException), then the encoded result (kCreate: u64 id; kCount:
+//             u64 count) or an exception payload (envelope.h's capture_current_exception).
+// Integers are in host byte order: a local server runs on the same machine, and remote ones in
+// this project's scope (tests on loopback, one cluster of identical machines) share it.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "mproc/errors.h"
+
+namespace mproc::detail::protocol {
+
+enum Op : char {
+  kCall = 'M',
+  kCreate = 'C',
+  kIncref = 'I',
+  kDecref = 'D',
+  kShutdown = 'S',
+  kCount = 'N',
+  kSharedChannel = 'H',
+};
+
+enum Status : char { kOk = 'K', kException = 'E' };
+
+inline void put_u64(std::string& out, std::uint64_t v) {
+  out.append(reinterpret_cast<const char*>(&v), sizeof(v));
+}
+inline void put_name(std::string& out, std::string_view name) {
+  if (name.size() > 0xffff) throw ValueError("manager: a method or type name over 65535 bytes");
+  auto n = static_cast<std::uint16_t>(name.size());
+  out.append(reinterpret_cast<const char*>(&n), sizeof(n));
+  out.append(name);
+}
+
+// Reads a request's fields in order; throws SerializationError when the message is too short.
+class Reader {
+ public:
+  explicit Reader(std::string_view bytes) : rest_(bytes) {}
+  std::uint64_t u64() {
+    std::uint64_t v = 0;
+    std::memcpy(&v, take(sizeof(v)).data(), sizeof(v));
+    return v;
+  }
+  std::string_view name() {
+    std::uint16_t n = 0;
+    std::memcpy(&n, take(sizeof(n)).data(), sizeof(n));
+    return take(n);
+  }
+  std::string_view rest() { return std::exchange(rest_, {}); }
+  void expect_end() const {
+    if (!rest_.empty()) throw SerializationError("manager: trailing bytes in a request");
+  }
+
+ private:
+  std::string_view take(std::size_t n) {
+    if (rest_.size() < n) throw SerializationError("manager: truncated request");
+    std::string_view out = rest_.substr(0, n);
+    rest_.remove_prefix(n);
+    return out;
+  }
+  std::string_view rest_;
+};
+
+inline std::string call_request(std::uint64_t id, std::string_view method, std::string_view args) {
+  std::string out;
+  out.reserve(1 + 8 + 2 + method.size() + args.size());
+  out.push_back(kCall);
+  put_u64(out, id);
+  put_name(out, method);
+  out.append(args);
+  return out;
+}
+
+inline std::string create_request(std::string_view type_name, std::string_view args) {
+  std::string out;
+  out.push_back(kCreate);
+  put_name(out, type_name);
+  out.append(args);
+  return out;
+}
+
+inline std::string id_request(Op op, std::uint64_t id) {
+  std::string out(1, op);
+  put_u64(out, id);
+  return out;
+}
+
+}  // namespace mproc::detail::protocol

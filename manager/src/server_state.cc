@@ -1,0 +1,192 @@
+#include "server_state.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <exception>
+#include <thread>
+#include <utility>
+
+#include "mproc/envelope.h"
+#include "mproc/log.h"
+
+#include "os_error.h"
+#include "protocol.h"
+#include "shared_channel.h"
+
+namespace mproc::detail {
+
+ServerState::ServerState(const Address& address, std::optional<std::string> authkey,
+                         std::shared_ptr<const TypeRegistry> registry)
+    : listener_(address, std::nullopt, /*backlog=*/64),
+      authkey_(std::move(authkey)),
+      registry_(std::move(registry)),
+      wake_(::eventfd(0, EFD_CLOEXEC)) {
+  if (!wake_) throw_errno("manager server: eventfd");
+}
+
+void ServerState::serve_forever() {
+  while (!stopping_.load(std::memory_order_acquire)) {
+    pollfd fds[2] = {{listener_.fileno(), POLLIN, 0}, {wake_.get(), POLLIN, 0}};
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      throw_errno("manager server: poll");
+    }
+    if (fds[1].revents != 0) break;
+    Connection connection;
+    try {
+      connection = listener_.accept(Deadline::now());
+    } catch (const TimeoutError&) {
+      continue;  // the client went away before we took it
+    } catch (const std::exception& e) {
+      if (stopping_.load(std::memory_order_acquire)) break;
+      get_logger()->warn("manager server: accept failed: {}", e.what());
+      continue;
+    }
+    // The thread keeps the state alive: a connection may outlive serve_forever().
+    std::thread([self = shared_from_this(), c = std::move(connection)]() mutable {
+      self->serve_connection(std::move(c));
+    }).detach();
+  }
+  listener_.close();
+}
+
+void ServerState::stop() noexcept {
+  if (stopping_.exchange(true)) return;
+  std::uint64_t one = 1;
+  // Wakes serve_forever's poll; an eventfd counter cannot overflow from one write.
+  [[maybe_unused]] ssize_t n = ::write(wake_.get(), &one, sizeof(one));
+}
+
+void ServerState::serve_connection(Connection connection) {
+  // A proxy that arrives inside an argument (stored in a container: a nested proxy) keeps its
+  // object alive for as long as the Object holding it exists here.
+  set_thread_reference_resolver(
+      [weak = weak_from_this()](const Reference& r) -> std::shared_ptr<const void> {
+        auto self = weak.lock();
+        if (!self || r.address != self->address().to_string()) return nullptr;  // not ours
+        self->incref(r.id);
+        return std::shared_ptr<const void>(self.get(), [weak, id = r.id](const void*) {
+          if (auto s = weak.lock()) s->decref(id);
+        });
+      });
+  try {
+    if (authkey_) {
+      deliver_challenge(connection, *authkey_);
+      answer_challenge(connection, *authkey_);
+    }
+  } catch (const std::exception& e) {
+    get_logger()->info("manager server: client refused: {}", e.what());
+    return;
+  }
+  try {
+    for (;;) {
+      std::string request = connection.recv_bytes();
+      if (!request.empty() && request[0] == protocol::kSharedChannel) {
+        serve_shared_channel(*this, connection);
+        return;
+      }
+      bool shutdown = false;
+      connection.send_bytes(handle(request, shutdown));
+      if (shutdown) {
+        stop();
+        return;
+      }
+    }
+  } catch (const EOFError&) {
+    // The client closed its end (or died): nothing more to serve.
+  } catch (const std::exception& e) {
+    get_logger()->info("manager server: connection dropped: {}", e.what());
+  }
+}
+
+std::string ServerState::handle(std::string_view request, bool& shutdown) {
+  std::string out(1, protocol::kOk);
+  try {
+    if (request.empty()) throw SerializationError("manager: empty request");
+    protocol::Reader in(request.substr(1));
+    switch (request[0]) {
+      case protocol::kCall: {
+        std::uint64_t id = in.u64();
+        std::string_view method = in.name();
+        std::shared_ptr<Servant> servant = find(id);
+        out += servant->call(method, in.rest());
+        break;
+      }
+      case protocol::kCreate: {
+        std::string_view type_name = in.name();
+        out += create(type_name, in.rest());
+        break;
+      }
+      case protocol::kIncref:
+        incref(in.u64());
+        in.expect_end();
+        break;
+      case protocol::kDecref:
+        decref(in.u64());
+        in.expect_end();
+        break;
+      case protocol::kShutdown:
+        in.expect_end();
+        shutdown = true;
+        break;
+      case protocol::kCount: {
+        in.expect_end();
+        std::lock_guard lock(mutex_);
+        protocol::put_u64(out, objects_.size());
+        break;
+      }
+      default:
+        throw SerializationError("manager: unknown request kind " +
+                                 std::to_string(static_cast<unsigned char>(request[0])));
+    }
+  } catch (...) {
+    out.assign(1, protocol::kException);
+    out += capture_current_exception();
+  }
+  return out;
+}
+
+std::string ServerState::create(std::string_view type_name, std::string_view args) {
+  const Factory* factory = registry_->find(type_name);
+  if (factory == nullptr)
+    throw NotRegisteredError("manager: no type registered as '" + std::string(type_name) + "'");
+  std::shared_ptr<Servant> servant = (*factory)(args);
+  std::lock_guard lock(mutex_);
+  std::uint64_t id = next_id_++;
+  objects_.emplace(id, Entry{std::move(servant), 1});
+  std::string out;
+  protocol::put_u64(out, id);
+  return out;
+}
+
+std::shared_ptr<Servant> ServerState::find(std::uint64_t id) {
+  std::lock_guard lock(mutex_);
+  auto it = objects_.find(id);
+  if (it == objects_.end())
+    throw KeyError("manager: no object with id " + std::to_string(id) +
+                   " (every proxy to it was released)");
+  return it->second.servant;
+}
+
+void ServerState::incref(std::uint64_t id) {
+  std::lock_guard lock(mutex_);
+  auto it = objects_.find(id);
+  if (it == objects_.end())
+    throw KeyError("manager: no object with id " + std::to_string(id) + " to reference");
+  ++it->second.refs;
+}
+
+void ServerState::decref(std::uint64_t id) {
+  std::shared_ptr<Servant> released;  // destroyed after the lock is let go
+  std::lock_guard lock(mutex_);
+  auto it = objects_.find(id);
+  if (it == objects_.end()) return;  // released already: a decref is best effort
+  if (--it->second.refs == 0) {
+    released = std::move(it->second.servant);
+    objects_.erase(it);
+  }
+}
+
+}  // namespace mproc::detail

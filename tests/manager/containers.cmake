@@ -1,0 +1,10 @@
+# Manager containers (dict, list, Value, Array, Namespace, set): helper "containers".
+mproc_add_test(manager/dict_test.cc TIMEOUT 120)
+mproc_add_test(manager/list_test.cc TIMEOUT 120)
+mproc_add_test(manager/value_test.cc TIMEOUT 120)
+mproc_add_test(manager/array_test.cc TIMEOUT 120)
+mproc_add_test(manager/namespace_test.cc TIMEOUT 120)
+mproc_add_test(manager/set_test.cc TIMEOUT 120)
+# Examples (seeds i, j)
+mproc_add_test(examples/manager_value_string_test.cc LABELS example)
+mproc_add_test(examples/manager_dict_list_test.cc LABELS example)
