@@ -1,6 +1,5 @@
 #include "client.h"
 
-#include <poll.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -37,9 +36,7 @@ class ClientConnection {
     auto now = std::chrono::steady_clock::now();
     bool idle = now - last_used_ > kIdleBeforeCheck;
     last_used_ = now;
-    if (!idle) return false;
-    pollfd p{connection_.fileno(), POLLRDHUP, 0};
-    return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+    return idle && peer_hung_up(connection_);
   }
 
   std::string request(std::string_view message) {
@@ -103,17 +100,26 @@ std::string manager_request(const std::string& address, const std::optional<std:
     throw;
   }
   if (response.empty()) throw SerializationError("manager: empty response");
-  std::string_view payload = std::string_view(response).substr(1);
-  if (response[0] == protocol::kException) rethrow_remote(payload);
+  if (response[0] == protocol::kException) rethrow_remote(std::string_view(response).substr(1));
   if (response[0] != protocol::kOk) throw SerializationError("manager: malformed response");
-  return std::string(payload);
+  response.erase(0, 1);  // in place: no second buffer for the payload
+  return response;
 }
 
 // ---- proxy.h
 
+std::string begin_call(const Token& token, std::string_view method) {
+  return protocol::call_request(token.id, method);
+}
+
+std::string finish_call(const Token& token, const std::string& request) {
+  return manager_request(token.address, token.authkey, request);
+}
+
 std::string call_method(const Token& token, std::string_view method, std::string_view args) {
-  return manager_request(token.address, token.authkey,
-                         protocol::call_request(token.id, method, args));
+  std::string request = begin_call(token, method);
+  request.append(args);
+  return finish_call(token, request);
 }
 
 Token create_object(const std::string& address, const std::optional<std::string>& authkey,

@@ -73,13 +73,13 @@ class Reader {
   std::string_view rest_;
 };
 
-inline std::string call_request(std::uint64_t id, std::string_view method, std::string_view args) {
+// A call request without its arguments (the caller appends the encoded argument tuple).
+inline std::string call_request(std::uint64_t id, std::string_view method) {
   std::string out;
-  out.reserve(1 + 8 + 2 + method.size() + args.size());
+  out.reserve(64 + method.size());
   out.push_back(kCall);
   put_u64(out, id);
   put_name(out, method);
-  out.append(args);
   return out;
 }
 

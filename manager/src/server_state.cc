@@ -111,7 +111,8 @@ std::string ServerState::handle(std::string_view request, bool& shutdown) {
         std::uint64_t id = in.u64();
         std::string_view method = in.name();
         std::shared_ptr<Servant> servant = find(id);
-        out += servant->call(method, in.rest());
+        out = servant->call(method, in.rest());
+        out.insert(out.begin(), protocol::kOk);  // in place: the result is not copied again
         break;
       }
       case protocol::kCreate: {

@@ -40,13 +40,6 @@ bool worth_spinning() {
   return multi_core;
 }
 
-// Whether the socket's peer hung up (a dead process's sockets are closed by the kernel).
-bool peer_gone(const Connection& connection) {
-  pollfd p{connection.fileno(), POLLRDHUP, 0};
-  int rc = ::poll(&p, 1, 0);
-  return rc > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
-}
-
 }  // namespace
 
 // How long one side spins before sleeping, adapted to what happened before: it doubles (up to
@@ -107,6 +100,12 @@ void publish(FutexWord& state, FutexWord& peer_sleeping, std::uint32_t value) {
 
 }  // namespace
 
+bool peer_hung_up(const Connection& connection) {
+  pollfd p{connection.fileno(), POLLRDHUP, 0};
+  int rc = ::poll(&p, 1, 0);
+  return rc > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
+}
+
 SharedChannelMapping::SharedChannelMapping(int fd) {
   base_ = ::mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (base_ == MAP_FAILED) {
@@ -157,7 +156,7 @@ std::string SharedChannelClient::request(Connection& connection, std::string_vie
   std::uint32_t got = await_state(
       h.state, h.client_sleeping, *spin_,
       [](std::uint32_t v) { return v == kResponse || v == kResponseOnSocket; },
-      [&] { return peer_gone(connection); }, kClientLivenessCheck);
+      [&] { return peer_hung_up(connection); }, kClientLivenessCheck);
   std::string response;
   if (got == kResponse) {
     response.assign(mapping_.buffer(), h.size);
@@ -188,7 +187,7 @@ void serve_shared_channel(ServerState& server, Connection& connection) {
     std::uint32_t got = await_state(
         h.state, h.server_sleeping, spin,
         [](std::uint32_t v) { return v == kRequest || v == kRequestOnSocket; },
-        [&] { return peer_gone(connection); }, kServerLivenessCheck);
+        [&] { return peer_hung_up(connection); }, kServerLivenessCheck);
     std::string request;
     if (got == kRequest) {
       // Copied out first: a client that dies or misbehaves mid-call cannot change what we run.

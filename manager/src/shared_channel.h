@@ -20,6 +20,10 @@ namespace mproc::detail {
 class ServerState;
 class SpinPolicy;
 
+// Whether the socket's peer hung up (a dead process's sockets are closed by the kernel). One
+// poll(2) that does not wait.
+[[nodiscard]] bool peer_hung_up(const Connection& connection);
+
 // The mapping: a header, then the message buffer.
 struct SharedChannelHeader {
   FutexWord state;            // ChannelState

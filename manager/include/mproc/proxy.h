@@ -110,6 +110,10 @@ class ProxyRef {
 // or throws the server's exception.
 [[nodiscard]] std::string call_method(const Token& token, std::string_view method,
                                       std::string_view args);
+// The same in two steps, so that the arguments are encoded straight into the request:
+// `begin_call` gives the request without arguments, `finish_call` sends it (arguments appended).
+[[nodiscard]] std::string begin_call(const Token& token, std::string_view method);
+[[nodiscard]] std::string finish_call(const Token& token, const std::string& request);
 // Creates an object of the registered type `type_name` with the encoded constructor arguments;
 // returns its token (holding the reference the server counted for us).
 [[nodiscard]] Token create_object(const std::string& address,
@@ -309,9 +313,12 @@ class BaseProxy {
   template <class Sig, class... A>
   typename detail::Signature<Sig>::Result call(std::string_view method, A&&... args) const {
     using S = detail::Signature<Sig>;
-    typename S::Args tuple(std::forward<A>(args)...);
-    return detail::decode_reply<typename S::Result>(
-        call_encoded(method, detail::encode_args(tuple)));
+    const detail::Token& t = token();
+    std::string request = detail::begin_call(t, method);
+    if constexpr (std::tuple_size_v < typename S::Args >> 0) {
+      encode_into(typename S::Args(std::forward<A>(args)...), request);
+    }
+    return detail::decode_reply<typename S::Result>(detail::finish_call(t, request));
   }
 
   // The same for a member function M of the managed class.
