@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <deque>
+#include <utility>
 #include <vector>
 
 #include "mproc/envelope.h"
@@ -20,11 +21,26 @@
 namespace mproc::detail {
 namespace {
 
-// Result arrays sent by reference, kept until the collector has read them.
-struct SentResults {
-  std::uint64_t seq = 0;
-  char* data = nullptr;
-  std::size_t bytes = 0;
+// A result array sent by reference, kept (and owned: unmapped when dropped) until the collector
+// has read it.
+class SentResults {
+ public:
+  SentResults(std::uint64_t seq, std::size_t bytes)
+      : seq_(seq), bytes_(bytes), data_(static_cast<char*>(allocate_large(bytes))) {}
+  SentResults(SentResults&& other) noexcept
+      : seq_(other.seq_), bytes_(other.bytes_), data_(std::exchange(other.data_, nullptr)) {}
+  SentResults& operator=(SentResults&&) = delete;
+  SentResults(const SentResults&) = delete;
+  SentResults& operator=(const SentResults&) = delete;
+  ~SentResults() { free_large(data_, bytes_); }
+
+  [[nodiscard]] std::uint64_t seq() const noexcept { return seq_; }
+  [[nodiscard]] char* data() const noexcept { return data_; }
+
+ private:
+  std::uint64_t seq_;
+  std::size_t bytes_;
+  char* data_;
 };
 
 // Runs a 'B' chunk into a 'Q' message: one lookup of the task, then its batch form over the whole
@@ -71,9 +87,9 @@ bool run_packed_chunk(std::string_view message, std::string& results, LargeBytes
   char* out = nullptr;
   if (chunk.remote) {
     std::size_t bytes = std::size_t{chunk.count} * batch.result_size;
-    sent.push_back({++where.seq, static_cast<char*>(allocate_large(bytes)), bytes});
-    where.address = reinterpret_cast<std::uintptr_t>(sent.back().data);
-    out = sent.back().data;
+    sent.emplace_back(++where.seq, bytes);
+    where.address = reinterpret_cast<std::uintptr_t>(sent.back().data());
+    out = sent.back().data();
     begin_packed_results(results, chunk.job, chunk.chunk, chunk.count, batch.result_size, &where);
   } else {
     out = results.data() +
@@ -253,10 +269,7 @@ void PoolEngine::worker_main(std::uint32_t slot_index) {
       if (message[0] == kPackedChunk) {
         // Free what the collector has read.
         const std::uint64_t read = me.results_read.load(std::memory_order_acquire);
-        while (!sent.empty() && sent.front().seq <= read) {
-          free_large(sent.front().data, sent.front().bytes);
-          sent.pop_front();
-        }
+        while (!sent.empty() && sent.front().seq() <= read) sent.pop_front();
         if (!run_packed_chunk(message, results, remote_args, where, sent)) {
           message[0] = kNeedInline;  // back to the collector, which sends it inline
           post_result(message);
