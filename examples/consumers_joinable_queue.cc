@@ -52,16 +52,23 @@
 //           num_jobs -= 1
 //
 // `None` becomes std::nullopt: the queue carries std::optional<Task>.
+//
+// In C++ the consumer is a registered callable type that a Process runs, rather than a Process
+// subclass: a registered type with its queues travels by name, so the example runs unchanged
+// under every start method (MPROC_START_METHOD=fork|forkserver|spawn).
+
 #include <chrono>
 #include <cstdio>
-#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
+#include "mproc/init.h"
 #include "mproc/process.h"
 #include "mproc/queue.h"
+#include "mproc/task.h"
 
 namespace mp = mproc;
 using namespace std::chrono_literals;
@@ -79,12 +86,15 @@ struct Task {
   }
 };
 
-class Consumer : public mp::Process {
+// What each consumer process runs: a callable type, registered so that it can be sent by name to
+// a process started by spawn or by the fork server along with its two queues.
+class Consumer {
  public:
+  Consumer() = default;  // what a child decodes into
   Consumer(mp::JoinableQueue<std::optional<Task>> task_queue, mp::Queue<std::string> result_queue)
       : task_queue_(std::move(task_queue)), result_queue_(std::move(result_queue)) {}
 
-  void run() override {
+  void operator()() {
     const std::string proc_name = mp::current_process().name();
     for (;;) {
       std::optional<Task> next_task = task_queue_.get();
@@ -102,21 +112,27 @@ class Consumer : public mp::Process {
     }
   }
 
+  template <class Ar>
+  void serialize(Ar& ar, unsigned) {
+    ar& task_queue_& result_queue_;
+  }
+
  private:
   mp::JoinableQueue<std::optional<Task>> task_queue_;
   mp::Queue<std::string> result_queue_;
 };
+MPROC_TASK(Consumer);
 
-int main() {
+int main(int argc, char** argv) {
+  mp::init(argc, argv);
   mp::JoinableQueue<std::optional<Task>> tasks;
   mp::Queue<std::string> results;
   const int num_consumers = mp::cpu_count();
   std::printf("Creating %d consumers\n", num_consumers);
   std::fflush(stdout);
-  std::vector<std::unique_ptr<Consumer>> consumers;
-  for (int i = 0; i < num_consumers; ++i)
-    consumers.push_back(std::make_unique<Consumer>(tasks, results));
-  for (auto& w : consumers) w->start();
+  std::vector<mp::Process> consumers;
+  for (int i = 0; i < num_consumers; ++i) consumers.emplace_back(Consumer{tasks, results});
+  for (auto& w : consumers) w.start();
   int num_jobs = 10;
   for (int i = 0; i < num_jobs; ++i) tasks.put(Task{i, i});
   for (int i = 0; i < num_consumers; ++i) tasks.put(std::nullopt);
@@ -127,6 +143,6 @@ int main() {
     --num_jobs;
   }
   std::fflush(stdout);
-  for (auto& w : consumers) w->join();
+  for (auto& w : consumers) w.join();
   return 0;
 }

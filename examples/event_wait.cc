@@ -30,8 +30,10 @@
 #include <cstdio>
 #include <thread>
 
+#include "mproc/init.h"
 #include "mproc/process.h"
 #include "mproc/sync.h"
+#include "mproc/task.h"
 
 namespace mp = mproc;
 using namespace std::chrono_literals;
@@ -63,7 +65,12 @@ void wait_for_event_timeout(mp::Event e, std::chrono::seconds t) {
 
 }  // namespace
 
-int main() {
+// Registered, so that spawn and forkserver children can run them by name.
+MPROC_TASK(wait_for_event);
+MPROC_TASK(wait_for_event_timeout);
+
+int main(int argc, char** argv) {
+  mp::init(argc, argv);
   mp::Event e;
   say("begin,e.is_set()", e.is_set());
   mp::Process w1({.name = "block"}, wait_for_event, e);

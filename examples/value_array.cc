@@ -36,8 +36,10 @@
 #include <string>
 #include <vector>
 
+#include "mproc/init.h"
 #include "mproc/process.h"
 #include "mproc/sharedctypes.h"
+#include "mproc/task.h"
 
 namespace mp = mproc;
 
@@ -45,6 +47,7 @@ void f(const mp::Value<int>& n, const mp::Array<int>& a) {
   n = n.value() + 1;
   for (std::size_t i = 0; i < a.size(); ++i) a.set(i, a.get(i) * 10);
 }
+MPROC_TASK(f);  // so that spawn and forkserver children can run it by name
 
 // Python's print(list): [0, 10, 20].
 void print(const std::vector<int>& values) {
@@ -54,7 +57,8 @@ void print(const std::vector<int>& values) {
   std::printf("%s]\n", line.c_str());
 }
 
-int main() {
+int main(int argc, char** argv) {
+  mp::init(argc, argv);
   mp::Value<int> num(1);
   mp::Array<int> arr(std::views::iota(0, 10));
 

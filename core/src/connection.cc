@@ -117,6 +117,11 @@ Connection::Connection(int fd, bool readable, bool writable) {
   is_socket_ = ::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
 }
 
+void Connection::adopt(int fd, bool readable, bool writable) {
+  close();
+  *this = Connection(fd, readable, writable);
+}
+
 Connection::Connection(Connection&& other) noexcept
     : fd_(std::exchange(other.fd_, -1)),
       readable_(std::exchange(other.readable_, false)),

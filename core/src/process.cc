@@ -22,7 +22,9 @@
 #include "mproc/errors.h"
 #include "mproc/log.h"
 #include "mproc/shm.h"
+#include "mproc/start_method.h"
 
+#include "child_start.h"
 #include "os_error.h"
 #include "process_state.h"
 
@@ -230,7 +232,12 @@ bool detail::reap(const StatePtr& state) {
     if (s.exitcode) return true;
     if (!s.started || s.is_self || s.creator_pid != ::getpid()) return false;
     int status = 0;
-    pid_t r = retry_on_eintr([&] { return ::waitpid(s.pid, &status, WNOHANG); });
+    pid_t r = 0;
+    if (s.status_fd) {
+      r = read_forkserver_status(s.status_fd.get(), status) ? s.pid : 0;
+    } else {
+      r = retry_on_eintr([&] { return ::waitpid(s.pid, &status, WNOHANG); });
+    }
     if (r == 0) return false;
     if (r < 0) {
       // Someone else reaped it (SIGCHLD ignored, a waitpid(-1) elsewhere): it is gone, its
@@ -252,7 +259,7 @@ bool detail::reap(const StatePtr& state) {
 bool detail::wait_exit(const StatePtr& state, const Deadline& deadline) {
   for (;;) {
     if (reap(state)) return true;
-    if (!wait_readable(state->pidfd.get(), deadline)) return reap(state);
+    if (!wait_readable(exit_fd(*state), deadline)) return reap(state);
     // Readable: the child has exited; the next reap finds its status (yield in case the kernel
     // has not quite made it waitable yet).
     if (!reap(state)) ::sched_yield();
@@ -264,6 +271,7 @@ void detail::send_signal(const StatePtr& state, int sig) {
   std::scoped_lock lock(s.mutex);
   if (s.exitcode) return;  // reaped: its pid may belong to someone else now
   get_logger()->debug("sending {} to {} (pid {})", signal_name(sig), s.name.value_or("?"), s.pid);
+  if (!s.pidfd) return;  // a child of the fork server that was gone before start() returned
   if (pidfd_send_signal(s.pidfd.get(), sig) != 0 && errno != ESRCH) {
     throw_errno("send a signal to pid " + std::to_string(s.pid));
   }
@@ -288,15 +296,19 @@ Process::Process(ProcessOptions options) : state_(std::make_shared<ProcessState>
   if (options.name && !options.name->empty()) s.name = std::move(options.name);
   s.authkey = current_authkey();
   s.creator_pid = ::getpid();
+  s.start_method = options.start_method;
 }
 
 Process::Process(Process&& other) noexcept
-    : target_(std::move(other.target_)), state_(std::move(other.state_)) {}
+    : target_(std::move(other.target_)),
+      sent_call_(std::move(other.sent_call_)),
+      state_(std::move(other.state_)) {}
 
 Process& Process::operator=(Process&& other) noexcept {
   if (this != &other) {
     release();
     target_ = std::move(other.target_);
+    sent_call_ = std::move(other.sent_call_);
     state_ = std::move(other.state_);
   }
   return *this;
@@ -358,6 +370,18 @@ void Process::set_daemon(bool daemon) {
   state_->daemon = daemon;
 }
 
+StartMethod Process::start_method() const {
+  if (!state_) throw ValueError("process object was moved from");
+  std::scoped_lock lock(state_->mutex);
+  return state_->start_method.value_or(default_start_method());
+}
+
+void Process::set_start_method(StartMethod method) {
+  if (!state_) throw ValueError("process object was moved from");
+  ensure(!state_->started, "process has already started");
+  state_->start_method = method;
+}
+
 std::string Process::authkey() const {
   if (!state_) throw ValueError("process object was moved from");
   return state_->authkey;
@@ -382,13 +406,39 @@ void Process::start() {
   // Whatever the parent's stdio buffers hold would otherwise be written twice.
   flush_stdio();
 
-  pid_t pid = ::fork();
-  if (pid < 0) detail::throw_errno("fork");
-  if (pid == 0) bootstrap();
+  const StartMethod method = start_method();
+  s.start_method = method;
+  detail::LaunchedChild launched;
+  if (method == StartMethod::fork) {
+    detail::warn_once_if_threaded("Process.start()");
+    launched.pid = ::fork();
+    if (launched.pid < 0) detail::throw_errno("fork");
+    if (launched.pid == 0) bootstrap();
+  } else {
+    if (!sent_call_) {
+      throw ProcessError(
+          target_ ? "under the " + std::string(to_string(method)) +
+                        " start method a Process target must be a registered task (MPROC_TASK) "
+                        "whose arguments can be serialized: this one is a lambda or has an "
+                        "argument without a wire form (use the fork start method, or register it)"
+                  : "a Process subclass that overrides run() can only be started by fork");
+    }
+    launched = detail::launch_child(method,
+                                    {.name = *s.name,
+                                     .identity = s.identity,
+                                     .daemon = s.daemon,
+                                     .authkey = s.authkey,
+                                     .parent_pid = ::getpid(),
+                                     .parent_name = s.creator_name,
+                                     .start_method = method},
+                                    sent_call_);
+  }
+  const pid_t pid = launched.pid;
 
   // No one else reaps our child, so its pid stays valid for pidfd_open even if it already exited.
+  // (A child of the fork server may be gone and reaped already: its status is on status_fd.)
   int fd = detail::pidfd_open(pid);
-  if (fd < 0) {
+  if (fd < 0 && !launched.status_fd) {
     int error = errno;
     ::kill(pid, SIGKILL);
     int status = 0;
@@ -399,6 +449,7 @@ void Process::start() {
     std::scoped_lock lock(s.mutex);
     s.pid = pid;
     s.pidfd.reset(fd);
+    s.status_fd = std::move(launched.status_fd);
     s.started = true;
   }
   registry_add(state_);
@@ -407,34 +458,48 @@ void Process::start() {
 
 void Process::bootstrap() {
   ProcessState& s = *state_;
-  const pid_t parent_pid = s.creator_pid;
-  detail::after_fork_in_child();
   s.is_self = true;
   s.started = true;
   s.pid = ::getpid();
+  detail::run_as_child({.name = *s.name,
+                        .identity = s.identity,
+                        .daemon = s.daemon,
+                        .authkey = s.authkey,
+                        .parent_pid = s.creator_pid,
+                        .parent_name = s.creator_name,
+                        .start_method = StartMethod::fork},
+                       [this] { run(); });
+}
+
+void detail::run_as_child(const ChildIdentity& me, const std::function<void()>& body) {
+  detail::after_fork_in_child();
 
   // This process's own world: a fresh counter, no children yet, itself as current process.
   process_counter().store(1);
   registry() = new Registry;
   auto* fresh = new Current;
-  fresh->name = *s.name;
-  fresh->identity = s.identity;
-  fresh->daemon = s.daemon;
-  fresh->authkey = s.authkey;
+  fresh->name = me.name;
+  fresh->identity = me.identity;
+  fresh->daemon = me.daemon;
+  fresh->authkey = me.authkey;
   current() = fresh;
-  detail::set_log_process_name(*s.name);
+  detail::set_log_process_name(me.name);
+  detail::inherit_start_method(me.start_method);
 
-  if (s.daemon) {
+  // A child of the fork server is not ours to signal at its parent's death: the server does it.
+  if (me.daemon && me.start_method != StartMethod::forkserver) {
     ::prctl(PR_SET_PDEATHSIG, SIGTERM);
     // The parent may have died before prctl: then we were reparented and no signal will come.
-    if (::getppid() != parent_pid) ::raise(SIGTERM);
+    if (::getppid() != me.parent_pid) ::raise(SIGTERM);
   }
 
   auto parent = std::make_shared<detail::ParentState>();
-  parent->pid = parent_pid;
-  parent->name = s.creator_name;
-  parent->fd.reset(detail::pidfd_open(parent_pid));
-  if (!parent->fd || ::getppid() != parent_pid) {
+  parent->pid = me.parent_pid;
+  parent->name = me.parent_name;
+  parent->fd.reset(detail::pidfd_open(me.parent_pid));
+  const bool parent_is_alive =
+      parent->fd && (me.start_method == StartMethod::forkserver || ::getppid() == me.parent_pid);
+  if (!parent_is_alive) {
     // The parent is gone already (maybe its pid is even reused): a pipe at EOF stands for it.
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) == 0) {
@@ -454,16 +519,16 @@ void Process::bootstrap() {
   int code = 0;
   try {
     get_logger()->debug("child process calling run()");
-    run();
+    body();
   } catch (const std::exception& e) {
     code = 1;
-    std::fprintf(stderr, "Process %s: %s: %s\n", s.name->c_str(),
-                 demangle(typeid(e).name()).c_str(), e.what());
+    std::fprintf(stderr, "Process %s: %s: %s\n", me.name.c_str(),
+                 mproc::demangle(typeid(e).name()).c_str(), e.what());
   } catch (...) {
     code = 1;
     const std::type_info* type = abi::__cxa_current_exception_type();
-    std::fprintf(stderr, "Process %s: %s\n", s.name->c_str(),
-                 type ? demangle(type->name()).c_str() : "unknown exception");
+    std::fprintf(stderr, "Process %s: %s\n", me.name.c_str(),
+                 type ? mproc::demangle(type->name()).c_str() : "unknown exception");
   }
   join_children_at_exit();
   try {
@@ -552,8 +617,8 @@ std::optional<int> Process::exitcode() const {
 int Process::sentinel() const {
   if (!state_) throw ValueError("process object was moved from");
   check_not_closed(*state_);
-  if (!state_->pidfd) throw ValueError("process not started");
-  return state_->pidfd.get();
+  if (!state_->pidfd && !state_->status_fd) throw ValueError("process not started");
+  return detail::exit_fd(*state_);
 }
 
 ChildProcess Process::handle() const {
@@ -579,7 +644,7 @@ std::optional<int> ChildProcess::exitcode() const {
 }
 int ChildProcess::sentinel() const {
   check_not_closed(*state_);
-  return state_->pidfd.get();
+  return detail::exit_fd(*state_);
 }
 void ChildProcess::join() const { (void)join(Deadline::never()); }
 bool ChildProcess::join(const Deadline& deadline) const {

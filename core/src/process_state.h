@@ -6,6 +6,8 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -13,6 +15,7 @@
 #include <vector>
 
 #include "mproc/deadline.h"
+#include "mproc/process.h"
 
 #include "unique_fd.h"
 
@@ -29,12 +32,16 @@ struct ProcessState {
   std::optional<std::string> name;  // resolved to the default name at start()
   bool daemon = false;
   std::string authkey;
+  std::optional<StartMethod> start_method;  // unset: the default context's, at start()
 
   bool started = false;
   bool closed = false;
   bool is_self = false;  // in the child: the Process object of the running process itself
   pid_t pid = 0;
-  UniqueFd pidfd;               // readable once the child has exited
+  UniqueFd pidfd;  // readable once the child has exited
+  // A child of the fork server is not ours to wait for: the server reaps it and writes its
+  // wait status (an int) here, then closes it. Empty for our own children.
+  UniqueFd status_fd;
   std::optional<int> exitcode;  // set when reaped
 };
 
@@ -50,6 +57,39 @@ inline int pidfd_open(pid_t pid) noexcept {
 }
 inline int pidfd_send_signal(int pidfd, int sig) noexcept {
   return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0));
+}
+
+// Who a new child is: what a forked child copies from its Process object, and what a child
+// started by exec or by the fork server receives in its start-up record.
+struct ChildIdentity {
+  std::string name;
+  std::vector<int> identity;
+  bool daemon = false;
+  std::string authkey;
+  pid_t parent_pid = 0;
+  std::string parent_name;
+  StartMethod start_method = StartMethod::fork;
+
+  template <class Archive>
+  void serialize(Archive& ar, unsigned /*version*/) {
+    auto method = static_cast<std::uint8_t>(start_method);
+    ar& name& identity& daemon& authkey& parent_pid& parent_name& method;
+    start_method = static_cast<StartMethod>(method);
+  }
+};
+
+// Makes this freshly started process the child `me` (current_process(), parent_process(), log
+// name, stdin from /dev/null, death signal for a daemon), runs `body`, and exits: 0, or 1 with
+// the exception on stderr, after joining its own children.
+[[noreturn]] void run_as_child(const ChildIdentity& me, const std::function<void()>& body);
+
+// The default start method for this process's own children: the one its parent used for it.
+void inherit_start_method(StartMethod method) noexcept;
+
+// What becomes readable when the child has exited: its pidfd, or for a child of the fork server
+// the descriptor its wait status arrives on.
+inline int exit_fd(const ProcessState& s) noexcept {
+  return s.status_fd ? s.status_fd.get() : s.pidfd.get();
 }
 
 // Reaps the child if it has exited (never blocks). True once reaped (exitcode set). Removes the

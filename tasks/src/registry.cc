@@ -115,12 +115,25 @@ TaskRegistry& registry() {
   return *instance;
 }
 
+// How core (a Process started by spawn or the fork server) reaches the tasks.
+const std::string& name_for_core(const TaskKey& key, ObjectEncoder& encode_object) {
+  const TaskEntry* entry = registry().find(key);
+  if (entry == nullptr) throw_not_registered(key);
+  encode_object = entry->encode_object;
+  return entry->name;
+}
+
+void run_for_core(std::string_view name, std::string_view encoded_args) {
+  (void)invoke_task(name, encoded_args);
+}
+
 }  // namespace
 
 const TaskEntry& register_task(std::string name, TaskKey key, TaskInvoker invoke,
                                ObjectEncoder encode_object, BatchCodec batch) {
   if (name.empty()) throw ValueError("MPROC_TASK(): a task needs a name");
   if (key.type == nullptr) throw ValueError("MPROC_TASK(" + name + "): no callable given");
+  set_task_directory({&name_for_core, &run_for_core});
   return registry().add(std::move(name), key, invoke, encode_object, batch);
 }
 

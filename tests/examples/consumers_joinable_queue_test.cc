@@ -12,8 +12,12 @@
 namespace mproc {
 namespace {
 
-TEST(ConsumersJoinableQueueExample, TenResultsAndEveryConsumerExits) {
-  auto r = test::run_program(std::string(MPROC_EXAMPLES_DIR) + "/consumers_joinable_queue");
+// Run under each start method: the program does not change.
+class ConsumersJoinableQueueExample : public testing::TestWithParam<std::string> {};
+
+TEST_P(ConsumersJoinableQueueExample, TenResultsAndEveryConsumerExits) {
+  auto r = test::run_program_with_method(
+      std::string(MPROC_EXAMPLES_DIR) + "/consumers_joinable_queue", GetParam());
   ASSERT_FALSE(r.timed_out);
   EXPECT_EQ(r.exit_code, 0) << r.err;
   auto lines = test::lines_of(r.out);
@@ -43,6 +47,9 @@ TEST(ConsumersJoinableQueueExample, TenResultsAndEveryConsumerExits) {
                           [](const std::string& l) { return l.starts_with("Result: "); }),
             10);
 }
+
+INSTANTIATE_TEST_SUITE_P(StartMethods, ConsumersJoinableQueueExample,
+                         testing::ValuesIn(test::kStartMethods));
 
 }  // namespace
 }  // namespace mproc

@@ -17,10 +17,15 @@ std::ptrdiff_t position(const std::vector<std::string>& lines, const std::string
   return it == lines.end() ? -1 : it - lines.begin();
 }
 
-TEST(EventWaitExample, TheTimedWaiterGivesUpUnsetThenTheBlockedOneWakesSet) {
+// Run under each start method: the program does not change.
+class EventWaitExample : public testing::TestWithParam<std::string> {};
+
+TEST_P(EventWaitExample, TheTimedWaiterGivesUpUnsetThenTheBlockedOneWakesSet) {
   test::ProgramOutput run;
-  double took = test::seconds_to_run(
-      [&] { run = test::run_program(std::string(MPROC_EXAMPLES_DIR) + "/event_wait", {}, 30s); });
+  double took = test::seconds_to_run([&] {
+    run = test::run_program_with_method(std::string(MPROC_EXAMPLES_DIR) + "/event_wait", GetParam(),
+                                        30s);
+  });
   ASSERT_FALSE(run.timed_out);
   EXPECT_EQ(run.exit_code, 0) << run.err;
   auto lines = test::lines_of(run.out);
@@ -37,6 +42,8 @@ TEST(EventWaitExample, TheTimedWaiterGivesUpUnsetThenTheBlockedOneWakesSet) {
   EXPECT_EQ(lines.back(), "main: event is set");
   EXPECT_GE(took, 2.9);  // the parent sleeps 3 s; the timed waiter gives up after 2 s
 }
+
+INSTANTIATE_TEST_SUITE_P(StartMethods, EventWaitExample, testing::ValuesIn(test::kStartMethods));
 
 }  // namespace
 }  // namespace mproc

@@ -15,6 +15,8 @@
 #include <sstream>
 #include <stdexcept>
 
+extern char** environ;  // NOLINT(readability-redundant-declaration): not in <unistd.h>
+
 namespace mproc::test {
 namespace {
 
@@ -67,6 +69,29 @@ ChildExit fork_and_wait(const std::function<int()>& body, std::chrono::milliseco
 
 ProgramOutput run_program(const std::string& path, const std::vector<std::string>& args,
                           std::chrono::milliseconds timeout) {
+  return run_program_in(path, args, timeout, {});
+}
+
+ProgramOutput run_program_with_method(const std::string& path, const std::string& method,
+                                      std::chrono::milliseconds timeout) {
+  return run_program_in(path, {}, timeout, {"MPROC_START_METHOD=" + method});
+}
+
+ProgramOutput run_program_in(const std::string& path, const std::vector<std::string>& args,
+                             std::chrono::milliseconds timeout,
+                             const std::vector<std::string>& extra_environment) {
+  // The environment is built before the fork: the child may only exec.
+  std::vector<std::string> environment(extra_environment);
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string_view v(*e);
+    bool overridden = false;
+    for (const auto& extra : extra_environment)
+      overridden = overridden || v.substr(0, v.find('=')) == extra.substr(0, extra.find('='));
+    if (!overridden) environment.emplace_back(v);
+  }
+  std::vector<char*> envp;
+  for (auto& v : environment) envp.push_back(v.data());
+  envp.push_back(nullptr);
   int out_pipe[2], err_pipe[2];
   if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0)
     throw std::runtime_error("pipe failed");
@@ -78,7 +103,7 @@ ProgramOutput run_program(const std::string& path, const std::vector<std::string
     std::vector<char*> argv{const_cast<char*>(path.c_str())};
     for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
-    ::execv(path.c_str(), argv.data());
+    ::execve(path.c_str(), argv.data(), envp.data());
     ::_exit(127);
   }
   ::close(out_pipe[1]);

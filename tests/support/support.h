@@ -45,6 +45,18 @@ std::vector<std::string> lines_of(const std::string& text);
 // mproc segments in /dev/shm whose owner is this process or no longer exists.
 std::vector<std::string> leaked_segments();
 
+// The start methods, by name, for tests that run a program under each (MPROC_START_METHOD).
+inline const std::vector<std::string> kStartMethods{"fork", "forkserver", "spawn"};
+
+// Runs `path` as run_program does, with `extra_environment` ("NAME=value") added.
+ProgramOutput run_program_in(const std::string& path, const std::vector<std::string>& args,
+                             std::chrono::milliseconds timeout,
+                             const std::vector<std::string>& extra_environment);
+
+// Runs `path` as run_program does, with MPROC_START_METHOD=`method` in its environment.
+ProgramOutput run_program_with_method(const std::string& path, const std::string& method,
+                                      std::chrono::milliseconds timeout = 30s);
+
 // Seconds elapsed while running `fn`.
 double seconds_to_run(const std::function<void()>& fn);
 

@@ -11,6 +11,8 @@
 
 #include <gtest/gtest.h>
 
+#include "mproc/init.h"
+
 #include "support.h"
 
 namespace {
@@ -53,6 +55,9 @@ class LeakCheck : public testing::EmptyTestEventListener {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Children started by spawn, and the fork server, run this same binary: init turns them into
+  // what they are (and never returns there).
+  mproc::init(argc, argv);
   testing::InitGoogleTest(&argc, argv);
   testing::UnitTest::GetInstance()->listeners().Append(new LeakCheck);
   return RUN_ALL_TESTS();

@@ -45,6 +45,7 @@
 #include <vector>
 
 #include "mproc/deadline.h"
+#include "mproc/detail/handle_passing.h"
 #include "mproc/serialize.h"
 
 namespace mproc {
@@ -142,6 +143,26 @@ class Connection {
   // Gives up ownership of the descriptor (the connection is then closed) and returns it.
   [[nodiscard]] int release() noexcept;
 
+  // Serialization sends the descriptor itself, so it works only where a descriptor can go along:
+  // as an argument of a Process started by spawn or by the fork server (the child gets its own
+  // duplicate, with the same access). Anywhere else it is a SerializationError: use
+  // send_connection. A closed connection travels as a closed one.
+  template <class Archive>
+  void serialize(Archive& ar, unsigned /*version*/) {
+    std::int64_t index = -1;
+    bool readable = readable_;
+    bool writable = writable_;
+    if constexpr (!Archive::is_loading::value) {
+      if (!closed()) index = detail::export_handle(fd_);
+    }
+    ar& index& readable& writable;
+    if constexpr (Archive::is_loading::value) {
+      close();
+      if (index >= 0)
+        adopt(detail::import_handle(static_cast<std::uint32_t>(index)), readable, writable);
+    }
+  }
+
  private:
   void check_readable() const;
   void check_writable() const;
@@ -150,6 +171,7 @@ class Connection {
   void recv_exact(void* dst, std::size_t n);
   void bad_message_length();
   void send_frame(const std::byte* data, std::size_t size);
+  void adopt(int fd, bool readable, bool writable);
 
   int fd_ = -1;
   bool readable_ = false;

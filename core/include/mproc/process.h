@@ -79,8 +79,13 @@
 #include <vector>
 
 #include "mproc/deadline.h"
+#include "mproc/detail/call_codec.h"
 
 namespace mproc {
+
+// How a child process is started (start_method.h): a copy of this process (fork), a fork of the
+// single-threaded fork server, or an exec of this same program (spawn).
+enum class StartMethod { fork, forkserver, spawn };
 
 class Process;
 struct ProcessOptions;
@@ -110,6 +115,8 @@ struct ProcessOptions {
   // (The explicit initializers keep -Wmissing-field-initializers quiet on `{.daemon = true}`.)
   std::optional<std::string> name = std::nullopt;
   std::optional<bool> daemon = std::nullopt;
+  // Unset: the default context's method when start() is called (start_method.h).
+  std::optional<StartMethod> start_method = std::nullopt;
 };
 
 // How long a daemonic child gets between SIGTERM and SIGKILL when its `Process` is destroyed
@@ -219,6 +226,10 @@ class Process {
   [[nodiscard]] bool daemon() const;
   // Throws ProcessError after start().
   void set_daemon(bool daemon);
+  // The method start() uses: the one set here or given in the options, else the default
+  // context's (start_method.h). Setting it throws ProcessError after start().
+  [[nodiscard]] StartMethod start_method() const;
+  void set_start_method(StartMethod method);
   // The child's key for authenticated connections, inherited from the creating process.
   [[nodiscard]] std::string authkey() const;
   void set_authkey(std::string key);
@@ -245,11 +256,23 @@ class Process {
     target_ = [closure] {
       std::apply([](auto& fn, auto&... a) { (void)std::invoke(fn, a...); }, *closure);
     };
+    // Under spawn and forkserver the target travels by name, its arguments serialized; targets
+    // that cannot (lambdas, arguments without a wire form) are refused by start() instead.
+    if constexpr (detail::sendable_call<std::decay_t<F>, std::decay_t<Args>...>()) {
+      sent_call_ = [closure] {
+        return std::apply([](const auto&... v) { return detail::encode_sent_call(v...); },
+                          *closure);
+      };
+    } else {
+      sent_call_ = nullptr;
+    }
   }
   void release() noexcept;
   [[noreturn]] void bootstrap();
+  void start_by_exec(StartMethod method);
 
   std::function<void()> target_;
+  std::function<detail::SentCall()> sent_call_;
   std::shared_ptr<detail::ProcessState> state_;
 };
 

@@ -186,6 +186,15 @@ class Queue : public detail::TypedQueue<T> {
     return Queue(detail::ByteQueue::attach(name));
   }
 
+  // Serialization (mproc/serialize.h) sends the name only; loading attaches, so a queue passed to
+  // a process started by spawn or the fork server, or sent in a message, is the same queue.
+  template <class Archive>
+  void serialize(Archive& ar, unsigned /*version*/) {
+    std::string n = this->name();
+    ar& n;
+    if constexpr (Archive::is_loading::value) *this = Queue::attach(n);
+  }
+
   // Appends `item`. Blocks while the queue holds `maxsize` items: woken by a get; throws Full
   // once the deadline passes (a nonblocking put at once). Throws ShutDown after shutdown(),
   // ValueError after close(), SerializationError if the item cannot be encoded (the queue is then
@@ -260,6 +269,15 @@ class JoinableQueue : public Queue<T> {
     return JoinableQueue(detail::ByteQueue::attach(name));
   }
 
+  // Serialization (mproc/serialize.h) sends the name only; loading attaches, so a queue passed to
+  // a process started by spawn or the fork server, or sent in a message, is the same queue.
+  template <class Archive>
+  void serialize(Archive& ar, unsigned /*version*/) {
+    std::string n = this->name();
+    ar& n;
+    if constexpr (Archive::is_loading::value) *this = JoinableQueue::attach(n);
+  }
+
   // Ends one task (an item some process got). Throws ValueError when called more times than
   // items were put ("task_done() called too many times"); items discarded by
   // shutdown(immediate) count as done.
@@ -288,6 +306,15 @@ class SimpleQueue : public detail::TypedQueue<T> {
   explicit SimpleQueue(const QueueOptions& options) : Base(QueueOptions{0, options.capacity}) {}
   [[nodiscard]] static SimpleQueue attach(std::string_view name) {
     return SimpleQueue(detail::ByteQueue::attach(name));
+  }
+
+  // Serialization (mproc/serialize.h) sends the name only; loading attaches, so a queue passed to
+  // a process started by spawn or the fork server, or sent in a message, is the same queue.
+  template <class Archive>
+  void serialize(Archive& ar, unsigned /*version*/) {
+    std::string n = this->name();
+    ar& n;
+    if constexpr (Archive::is_loading::value) *this = SimpleQueue::attach(n);
   }
 
   // Never blocks (unbounded). ValueError after close(), SerializationError as Queue::put.

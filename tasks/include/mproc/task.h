@@ -57,6 +57,7 @@
 #include <utility>
 #include <vector>
 
+#include "mproc/detail/call_codec.h"
 #include "mproc/errors.h"
 #include "mproc/serialize.h"
 
@@ -88,17 +89,6 @@ using TaskInvoker = std::string (*)(std::string_view encoded_args);
 std::string invoke_task(std::string_view name, std::string_view encoded_args);
 
 namespace detail {
-
-// How the submitting side finds a callable's entry: by function address or by type. The address
-// is only ever used inside this process, to find the name; what travels is the name.
-struct TaskKey {
-  const std::type_info* type = nullptr;  // the callable type, or the function pointer's type
-  std::uintptr_t address = 0;            // a function's address; 0 for a callable type
-};
-
-// Appends a callable object's encoding to `out` (instantiated where the type is registered, so
-// submitting an unregistered lambda never needs to serialize it).
-using ObjectEncoder = void (*)(const void* object, std::string& out);
 
 // The batch form of a function task whose one parameter and result both travel as their raw
 // bytes (memcpy_serializable, default-constructible): `count` calls, arguments packed back to
@@ -139,143 +129,6 @@ bool register_task_entry_or_abort(const char* name, TaskKey key, TaskInvoker inv
 
 // Throws NotRegisteredError with the line to add (`add MPROC_TASK(square); at namespace scope`).
 [[noreturn]] void throw_not_registered(const TaskKey& key);
-
-// ---- signatures -------------------------------------------------------------------------------
-
-template <class... P>
-struct ArgsCodec;
-
-template <class Sig>
-struct Signature;  // of a function pointer type or a pointer to member operator()
-
-#define MPROC_DETAIL_FN_SIGNATURE(QUALIFIERS)           \
-  template <class R, class... P>                        \
-  struct Signature<R (*)(P...) QUALIFIERS> {            \
-    using Result = R;                                   \
-    using Codec = ArgsCodec<P...>;                      \
-    using Params = std::tuple<P...>;                    \
-    static constexpr std::size_t kArity = sizeof...(P); \
-  };
-MPROC_DETAIL_FN_SIGNATURE()
-MPROC_DETAIL_FN_SIGNATURE(noexcept)
-#undef MPROC_DETAIL_FN_SIGNATURE
-
-#define MPROC_DETAIL_MEMBER_SIGNATURE(QUALIFIERS)       \
-  template <class C, class R, class... P>               \
-  struct Signature<R (C::*)(P...) QUALIFIERS> {         \
-    using Result = R;                                   \
-    using Codec = ArgsCodec<P...>;                      \
-    using Params = std::tuple<P...>;                    \
-    static constexpr std::size_t kArity = sizeof...(P); \
-  };
-MPROC_DETAIL_MEMBER_SIGNATURE()
-MPROC_DETAIL_MEMBER_SIGNATURE(const)
-MPROC_DETAIL_MEMBER_SIGNATURE(noexcept)
-MPROC_DETAIL_MEMBER_SIGNATURE(const noexcept)
-MPROC_DETAIL_MEMBER_SIGNATURE(&)
-MPROC_DETAIL_MEMBER_SIGNATURE(const&)
-MPROC_DETAIL_MEMBER_SIGNATURE(&noexcept)
-MPROC_DETAIL_MEMBER_SIGNATURE(const& noexcept)
-#undef MPROC_DETAIL_MEMBER_SIGNATURE
-
-template <class T>
-concept HasSingleCallOperator = requires {
-  &T::operator();
-};
-
-// A callable type's signature: its operator()'s, or "no arguments" when operator() is
-// overloaded or a template.
-template <class T>
-struct CallableSignature : Signature<decltype(&T::operator())> {};
-
-template <class T>
-requires(!HasSingleCallOperator<T>) struct CallableSignature<T> {
-  using Result = std::invoke_result_t<T&>;
-  using Codec = ArgsCodec<>;
-  static constexpr std::size_t kArity = 0;
-};
-
-template <class F>
-concept FunctionPointer = std::is_pointer_v<F> && std::is_function_v<std::remove_pointer_t<F>>;
-
-// How a decoded argument is handed to a parameter of type P: an lvalue for a non-const lvalue
-// reference, an rvalue (so by-value parameters are moved into) otherwise.
-template <class P>
-using ArgForward = std::conditional_t<std::is_lvalue_reference_v<P> &&
-                                          !std::is_const_v<std::remove_reference_t<P>>,
-                                      P, std::decay_t<P>&&>;
-
-// The wire form of an argument list, decided by the callee's parameter types alone (so caller
-// and worker agree): nothing for no parameters, the single value for one (which lets trivially
-// copyable arguments take serialize.h's memcpy path), a std::tuple for more.
-template <class... P>
-struct ArgsCodec {
-  using Stored = std::tuple<std::decay_t<P>...>;
-
-  template <class... A>
-  static void encode(std::string& out, A&&... args) {
-    if constexpr (sizeof...(P) != sizeof...(A)) {
-      static_assert(sizeof...(P) == sizeof...(A), "mproc: wrong number of arguments for this task");
-    } else {
-      static_assert((std::is_constructible_v<std::decay_t<P>, A&&> && ...),
-                    "mproc: an argument cannot be converted to the task's parameter type");
-      if constexpr (sizeof...(P) == 1) {
-        encode_one<std::decay_t<P>...>(out, std::forward<A>(args)...);
-      } else if constexpr (sizeof...(P) > 1) {
-        mproc::encode_into(Stored(std::forward<A>(args)...), out);
-      }
-    }
-  }
-
-  static Stored decode(std::string_view bytes) {
-    if constexpr (sizeof...(P) == 0) {
-      if (!bytes.empty()) throw SerializationError("arguments given to a task that takes none");
-      return {};
-    } else if constexpr (sizeof...(P) == 1) {
-      return Stored(mproc::decode<std::decay_t<P>...>(bytes));
-    } else {
-      return mproc::decode<Stored>(bytes);
-    }
-  }
-
-  template <class Fn>
-  static decltype(auto) call(Fn&& fn, Stored& stored) {
-    return call_with(std::forward<Fn>(fn), stored, std::index_sequence_for<P...>{});
-  }
-
- private:
-  template <class T, class A>
-  static void encode_one(std::string& out, A&& arg) {
-    if constexpr (std::is_same_v<std::remove_cvref_t<A>, T>) {
-      mproc::encode_into(arg, out);
-    } else {
-      mproc::encode_into(T(std::forward<A>(arg)), out);
-    }
-  }
-
-  template <class Fn, std::size_t... I>
-  static decltype(auto) call_with(Fn&& fn, Stored& stored, std::index_sequence<I...>) {
-    return std::forward<Fn>(fn)(static_cast<ArgForward<P>>(std::get<I>(stored))...);
-  }
-};
-
-// A callable object with arguments travels as [u64 little-endian length][object][arguments].
-inline void put_u64(std::string& out, std::uint64_t v) {
-  char bytes[8];
-  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>((v >> (8 * i)) & 0xff);
-  out.append(bytes, 8);
-}
-
-inline void patch_u64(std::string& out, std::size_t at, std::uint64_t v) {
-  for (int i = 0; i < 8; ++i) out[at + i] = static_cast<char>((v >> (8 * i)) & 0xff);
-}
-
-[[nodiscard]] inline std::uint64_t get_u64(std::string_view bytes) {
-  if (bytes.size() < 8) throw SerializationError("truncated task object: no length prefix");
-  std::uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v |= std::uint64_t{static_cast<unsigned char>(bytes[i])} << (8 * i);
-  return v;
-}
 
 [[noreturn]] void throw_bad_arguments(const SerializationError& error);
 [[noreturn]] void throw_bad_result(const SerializationError& error);
@@ -402,20 +255,6 @@ bool register_task_or_abort(const char* name) noexcept {
                                       &encode_object<T>);
 }
 
-// The local key of what a caller passes as a task.
-template <class F>
-TaskKey task_key_of(const F& fn) {
-  if constexpr (std::is_function_v<F>) {
-    return TaskKey{&typeid(F*), reinterpret_cast<std::uintptr_t>(&fn)};
-  } else if constexpr (FunctionPointer<F>) {
-    if (fn == nullptr) throw NotRegisteredError("a null function pointer is not a task");
-    return TaskKey{&typeid(F), reinterpret_cast<std::uintptr_t>(fn)};
-  } else {
-    static_assert(std::is_class_v<F>, "mproc: a task is a function or a callable object");
-    return TaskKey{&typeid(F), 0};
-  }
-}
-
 [[nodiscard]] inline const TaskEntry& entry_of(const TaskKey& key) {
   const TaskEntry* entry = find_task(key);
   if (entry == nullptr) throw_not_registered(key);
@@ -427,23 +266,7 @@ TaskKey task_key_of(const F& fn) {
 template <class F, class... Args>
 const TaskEntry& encode_task_call(std::string& out, const F& fn, Args&&... args) {
   const TaskEntry& entry = entry_of(task_key_of(fn));
-  if constexpr (std::is_function_v<F> || FunctionPointer<F>) {
-    Signature<std::decay_t<F>>::Codec::encode(out, std::forward<Args>(args)...);
-  } else {
-    using Sig = CallableSignature<F>;
-    if constexpr (Sig::kArity == 0) {
-      static_assert(sizeof...(Args) == 0,
-                    "mproc: this callable type's operator() takes no arguments (or is "
-                    "overloaded, and then must take none)");
-      entry.encode_object(&fn, out);
-    } else {
-      std::size_t at = out.size();
-      put_u64(out, 0);
-      entry.encode_object(&fn, out);
-      patch_u64(out, at, out.size() - at - 8);
-      Sig::Codec::encode(out, std::forward<Args>(args)...);
-    }
-  }
+  encode_call_arguments(out, fn, entry.encode_object, std::forward<Args>(args)...);
   return entry;
 }
 

@@ -1,0 +1,359 @@
+// Start methods (parity section 2 and the spawn/forkserver lines of section 1): contexts, and
+// Process by spawn and by the fork server with every kind of IPC object as an argument.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "mproc/mproc.h"
+
+#include "support.h"
+
+namespace mp = mproc;
+using namespace std::chrono_literals;
+
+namespace {
+
+// ---- tasks the children run
+
+void report_identity(mp::Queue<std::string> out) {
+  out.put(mp::current_process().name());
+  out.put(mp::parent_process() ? mp::parent_process()->name() : "none");
+  out.put(mp::get_start_method());
+  out.put(std::to_string(::getppid()));
+}
+MPROC_TASK(report_identity);
+
+void add_all(int a, std::string b, std::vector<double> c, mp::Queue<std::string> out) {
+  out.put(std::to_string(a) + b + std::to_string(c.size()));
+}
+MPROC_TASK(add_all);
+
+void use_shared(mp::Value<int> value, mp::Array<int> array, mp::Lock lock, mp::Event event) {
+  {
+    std::scoped_lock guard(lock);
+    value.set(value.get() + 41);
+  }
+  for (std::size_t i = 0; i < array.size(); ++i) array.set(i, array.get(i) * 10);
+  event.set();
+}
+MPROC_TASK(use_shared);
+
+void echo_over(mp::Connection& end) {
+  auto v = end.recv<int>();
+  end.send(v * 2);
+}
+MPROC_TASK(echo_over);
+
+void exit_with(int code) { ::_exit(code); }
+MPROC_TASK(exit_with);
+
+void throw_value_error() { throw mp::ValueError("from the child"); }
+MPROC_TASK(throw_value_error);
+
+void sleep_forever() {
+  for (;;) std::this_thread::sleep_for(1s);
+}
+MPROC_TASK(sleep_forever);
+
+// Exit code 0 when `fd` is not open here (EBADF), 1 when it is.
+void check_fd_closed(int fd) { ::_exit(::fcntl(fd, F_GETFD) == -1 && errno == EBADF ? 0 : 1); }
+MPROC_TASK(check_fd_closed);
+
+void start_grandchild(mp::Queue<std::string> out) {
+  mp::Process grandchild(report_identity, out);
+  grandchild.start();
+  grandchild.join();
+}
+MPROC_TASK(start_grandchild);
+
+// Starts a daemonic child by the fork server, reports its pid, then waits to be killed.
+void start_daemon_and_wait(mp::Queue<int> out) {
+  mp::Process daemon(
+      mp::ProcessOptions{.daemon = true, .start_method = mp::StartMethod::forkserver},
+      sleep_forever);
+  daemon.start();
+  out.put(daemon.pid());
+  sleep_forever();
+}
+MPROC_TASK(start_daemon_and_wait);
+
+struct Greeter {
+  std::string greeting;
+  void operator()(mp::Queue<std::string> out) const { out.put(greeting + ", " + "world"); }
+  template <class Ar>
+  void serialize(Ar& ar, unsigned) {
+    ar& greeting;
+  }
+};
+MPROC_TASK(Greeter);
+
+const mp::StartMethod kExecMethods[] = {mp::StartMethod::spawn, mp::StartMethod::forkserver};
+
+class ByMethod : public testing::TestWithParam<mp::StartMethod> {
+ protected:
+  mp::ProcessOptions options() const { return {.start_method = GetParam()}; }
+};
+
+std::string method_name(const testing::TestParamInfo<mp::StartMethod>& info) {
+  return std::string(mp::to_string(info.param));
+}
+
+bool process_gone(pid_t pid, std::chrono::milliseconds within) {
+  int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (fd < 0) return true;
+  pollfd p{fd, POLLIN, 0};
+  int r = ::poll(&p, 1, static_cast<int>(within.count()));
+  ::close(fd);
+  return r == 1;
+}
+
+}  // namespace
+
+// ---- contexts (parity 2.1)
+
+TEST(StartMethod, ContextsNameTheirMethod) {
+  for (const std::string& m : mp::get_all_start_methods()) {
+    mp::Context ctx = mp::get_context(m);
+    EXPECT_EQ(ctx.get_start_method(), m);
+    EXPECT_EQ(&ctx.get_context(), &ctx);
+    EXPECT_THROW(ctx.set_start_method("fork"), mp::ValueError);
+  }
+  EXPECT_THROW((void)mp::get_context("threads"), mp::ValueError);
+}
+
+TEST(StartMethod, AllMethodsListedDefaultFirst) {
+  auto all = mp::get_all_start_methods();
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all.front(), std::string(mp::to_string(mp::default_start_method())));
+  for (const char* m : {"fork", "spawn", "forkserver"})
+    EXPECT_NE(std::find(all.begin(), all.end(), m), all.end()) << m;
+}
+
+TEST(StartMethod, SetIsFixedUnlessForced) {
+  auto child = mp::test::fork_and_wait([] {
+    if (mp::get_start_method(true).has_value()) return 10;  // nothing fixed it yet
+    mp::set_start_method("spawn");
+    if (mp::get_start_method() != "spawn") return 11;
+    try {
+      mp::set_start_method("fork");
+      return 12;
+    } catch (const mp::ProcessError&) {
+    }
+    for (const char* m : {"fork", "forkserver", "spawn"}) {
+      mp::set_start_method(m, true);
+      if (mp::get_start_method() != m) return 13;
+      if (mp::get_context().get_start_method() != m) return 14;
+    }
+    return 0;
+  });
+  EXPECT_EQ(child.code, 0);
+}
+
+// ---- Process by spawn and by the fork server
+
+TEST_P(ByMethod, ChildKnowsWhoItIsAndItsMethod) {
+  mp::Queue<std::string> out;
+  mp::Process p(options(), report_identity, out);
+  EXPECT_EQ(p.start_method(), GetParam());
+  p.start();
+  EXPECT_TRUE(p.join(20s));
+  EXPECT_EQ(p.exitcode(), 0);
+  EXPECT_EQ(out.get(5s), p.name());
+  EXPECT_EQ(out.get(5s), "MainProcess");
+  EXPECT_EQ(out.get(5s), std::string(mp::to_string(GetParam())));
+  const pid_t child_parent = std::stoi(out.get(5s));
+  if (GetParam() == mp::StartMethod::spawn) {
+    EXPECT_EQ(child_parent, ::getpid());
+  } else {
+    EXPECT_EQ(child_parent, mp::detail::forkserver_pid());
+  }
+}
+
+TEST_P(ByMethod, ContextProcessUsesItsMethod) {
+  mp::Queue<std::string> out;
+  mp::Process p = mp::get_context(mp::to_string(GetParam())).Process(report_identity, out);
+  p.start();
+  EXPECT_TRUE(p.join(20s));
+  (void)out.get(5s);
+  (void)out.get(5s);
+  EXPECT_EQ(out.get(5s), std::string(mp::to_string(GetParam())));
+}
+
+TEST_P(ByMethod, ArgumentsArriveConverted) {
+  mp::Queue<std::string> out;
+  mp::Process p(options(), add_all, 4, "two", std::vector<double>{1, 2, 3}, out);
+  p.start();
+  EXPECT_TRUE(p.join(20s));
+  EXPECT_EQ(p.exitcode(), 0);
+  EXPECT_EQ(out.get(5s), "4two3");
+}
+
+TEST_P(ByMethod, CallableObjectTarget) {
+  mp::Queue<std::string> out;
+  mp::Process p(options(), Greeter{"hello"}, out);
+  p.start();
+  EXPECT_TRUE(p.join(20s));
+  EXPECT_EQ(out.get(5s), "hello, world");
+}
+
+TEST_P(ByMethod, SharedObjectsTravelByName) {
+  mp::Value<int> value(1);
+  mp::Array<int> array{1, 2, 3};
+  mp::Lock lock;
+  mp::Event event;
+  mp::Process p(options(), use_shared, value, array, lock, event);
+  p.start();
+  EXPECT_TRUE(p.join(20s));
+  EXPECT_EQ(p.exitcode(), 0);
+  EXPECT_EQ(value.get(), 42);
+  EXPECT_EQ(array.get(2), 30);
+  EXPECT_TRUE(event.is_set());
+}
+
+TEST_P(ByMethod, ConnectionEndTravelsAsADescriptor) {
+  auto [ours, theirs] = mp::Pipe();
+  mp::Process p(options(), echo_over, std::move(theirs));
+  p.start();
+  ours.send(21);
+  ASSERT_TRUE(ours.poll(20s));
+  EXPECT_EQ(ours.recv<int>(), 42);
+  EXPECT_TRUE(p.join(20s));
+  EXPECT_EQ(p.exitcode(), 0);
+}
+
+TEST_P(ByMethod, ExitCodesAndExceptions) {
+  mp::Process exits(options(), exit_with, 7);
+  mp::Process throws(options(), throw_value_error);
+  exits.start();
+  throws.start();
+  EXPECT_TRUE(exits.join(20s));
+  EXPECT_TRUE(throws.join(20s));
+  EXPECT_EQ(exits.exitcode(), 7);
+  EXPECT_EQ(throws.exitcode(), 1);
+}
+
+TEST_P(ByMethod, KilledChildReportsTheSignalAndSentinelWakes) {
+  mp::Process p(options(), sleep_forever);
+  p.start();
+  EXPECT_TRUE(p.is_alive());
+  p.kill();
+  auto ready = mp::wait(std::vector<int>{p.sentinel()}, 20s);
+  EXPECT_EQ(ready.size(), 1u);
+  EXPECT_TRUE(p.join(20s));
+  EXPECT_EQ(p.exitcode(), -SIGKILL);
+  EXPECT_FALSE(p.is_alive());
+}
+
+TEST_P(ByMethod, TerminateAndActiveChildren) {
+  mp::Process p(options(), sleep_forever);
+  p.start();
+  bool listed = false;
+  for (const auto& c : mp::active_children()) listed = listed || c.pid() == p.pid();
+  EXPECT_TRUE(listed);
+  p.terminate();
+  EXPECT_TRUE(p.join(20s));
+  EXPECT_EQ(p.exitcode(), -SIGTERM);
+}
+
+TEST_P(ByMethod, LambdaTargetIsRefused) {
+  mp::Process p(options(), [] {});
+  EXPECT_THROW(p.start(), mp::ProcessError);
+}
+
+TEST_P(ByMethod, UnregisteredFunctionIsRefused) {
+  mp::Process p(
+      options(), +[](int) {}, 3);
+  EXPECT_THROW(p.start(), mp::NotRegisteredError);
+}
+
+TEST_P(ByMethod, SubclassOverridingRunIsRefused) {
+  struct Sub : mp::Process {
+    using mp::Process::Process;
+    void run() override {}
+  };
+  Sub p;
+  p.set_start_method(GetParam());
+  EXPECT_THROW(p.start(), mp::ProcessError);
+}
+
+// Parity 1.3 TestCloseFds: a high descriptor that is not CLOEXEC is inherited by fork only.
+TEST_P(ByMethod, UnrelatedDescriptorIsNotInherited) {
+  int fd = ::open("/dev/null", O_RDONLY);  // deliberately without O_CLOEXEC
+  ASSERT_GE(fd, 0);
+  int high = ::fcntl(fd, F_DUPFD, 100);
+  ::close(fd);
+  mp::Process p(options(), check_fd_closed, high);
+  p.start();
+  EXPECT_TRUE(p.join(20s));
+  EXPECT_EQ(p.exitcode(), 0);
+  mp::Process forked(mp::ProcessOptions{.start_method = mp::StartMethod::fork}, check_fd_closed,
+                     high);
+  forked.start();
+  EXPECT_TRUE(forked.join(20s));
+  EXPECT_EQ(forked.exitcode(), 1);
+  ::close(high);
+}
+
+// Parity 2.1 test_nested_startmethod: a child passes its own argument on to a grandchild.
+TEST_P(ByMethod, ChildPassesItsQueueToAGrandchild) {
+  mp::Queue<std::string> out;
+  mp::Process p(options(), start_grandchild, out);
+  p.start();
+  EXPECT_TRUE(p.join(30s));
+  EXPECT_EQ(p.exitcode(), 0);
+  EXPECT_EQ(out.get(5s), p.name() + ":1");
+  EXPECT_EQ(out.get(5s), p.name());
+  EXPECT_EQ(out.get(5s), std::string(mp::to_string(GetParam())));
+}
+
+INSTANTIATE_TEST_SUITE_P(Exec, ByMethod, testing::ValuesIn(kExecMethods), method_name);
+
+// ---- the fork server itself
+
+TEST(ForkServer, WrongKeyIsAnAuthenticationError) {
+  mp::Process p(mp::ProcessOptions{.start_method = mp::StartMethod::forkserver}, exit_with, 0);
+  p.start();  // makes sure there is a server
+  EXPECT_TRUE(p.join(20s));
+  const std::string address = mp::detail::forkserver_address_text();
+  ASSERT_FALSE(address.empty());
+  EXPECT_THROW((void)mp::Client(mp::Address(address), std::string(32, 'k')),
+               mp::AuthenticationError);
+  // It still serves.
+  mp::Process q(mp::ProcessOptions{.start_method = mp::StartMethod::forkserver}, exit_with, 3);
+  q.start();
+  EXPECT_TRUE(q.join(20s));
+  EXPECT_EQ(q.exitcode(), 3);
+}
+
+TEST(ForkServer, KilledServerIsRestartedOnTheNextStart) {
+  mp::Process p(mp::ProcessOptions{.start_method = mp::StartMethod::forkserver}, exit_with, 0);
+  p.start();
+  EXPECT_TRUE(p.join(20s));
+  const pid_t server = mp::detail::forkserver_pid();
+  ASSERT_GT(server, 0);
+  ASSERT_EQ(::kill(server, SIGKILL), 0);
+  ASSERT_TRUE(process_gone(server, 5000ms));
+  mp::Process q(mp::ProcessOptions{.start_method = mp::StartMethod::forkserver}, exit_with, 5);
+  q.start();
+  EXPECT_TRUE(q.join(20s));
+  EXPECT_EQ(q.exitcode(), 5);
+  EXPECT_NE(mp::detail::forkserver_pid(), server);
+}
+
+TEST(ForkServer, DaemonEndsWhenItsRequesterDies) {
+  mp::Queue<int> out;
+  mp::Process requester(start_daemon_and_wait, out);  // forked; its daemon comes from the server
+  requester.start();
+  const pid_t daemon = out.get(20s);
+  requester.kill();
+  EXPECT_TRUE(requester.join(20s));
+  EXPECT_TRUE(process_gone(daemon, 10000ms));
+}
