@@ -131,7 +131,7 @@ SpawnedProcess spawn_process(std::string_view role, std::string_view first_messa
   std::vector<char*> envp;
   for (auto& v : variables) envp.push_back(v.data());
   envp.push_back(nullptr);
-  std::string program = "/proc/self/exe";
+  std::string program = get_executable();
   std::string arg0 = program_name();
   std::vector<char*> argv{arg0.data(), nullptr};
 

@@ -182,6 +182,12 @@ pid_t forkserver_pid() {
   return h.started_by == ::getpid() ? h.pid : 0;
 }
 
+void set_forkserver_authkey(std::string key) {
+  ServerHandle& h = server_handle();
+  std::scoped_lock lock(h.mutex);
+  h.where.authkey = std::move(key);
+}
+
 void set_inherited_forkserver(ForkServerAddress where) {
   ServerHandle& h = server_handle();
   std::scoped_lock lock(h.mutex);

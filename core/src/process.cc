@@ -536,6 +536,10 @@ void detail::run_as_child(const ChildIdentity& me, const std::function<void()>& 
   } catch (...) {  // NOLINT(bugprone-empty-catch): stderr may be closed
   }
   flush_stdio();
+  // A forked child leaves without the parent's atexit handlers and static destructors (they are
+  // the parent's to run). A child started by spawn or by the fork server is a program of its own
+  // and ends as one: its atexit handlers and static destructors run, as in Python.
+  if (me.start_method != StartMethod::fork) std::exit(code);
   ::_exit(code);
 }
 

@@ -47,6 +47,12 @@ std::string& saved_program_name() {
   return *name;
 }
 
+std::mutex executable_mutex;
+std::string& executable() {
+  static auto* path = new std::string("/proc/self/exe");
+  return *path;
+}
+
 detail::TaskDirectory& directory() {
   static detail::TaskDirectory d;
   return d;
@@ -108,6 +114,16 @@ void set_start_method(StartMethod method, bool force) {
 
 void set_start_method(std::string_view method, bool force) {
   set_start_method(parse_start_method(method), force);
+}
+
+void set_executable(std::string path) {
+  std::scoped_lock lock(executable_mutex);
+  executable() = std::move(path);
+}
+
+std::string get_executable() {
+  std::scoped_lock lock(executable_mutex);
+  return executable();
 }
 
 void Context::set_start_method(std::string_view /*method*/, bool /*force*/) const {

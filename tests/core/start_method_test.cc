@@ -5,12 +5,19 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
 
 #include "mproc/mproc.h"
 
@@ -84,6 +91,60 @@ void start_daemon_and_wait(mp::Queue<int> out) {
   sleep_forever();
 }
 MPROC_TASK(start_daemon_and_wait);
+
+void sleep_ms(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
+MPROC_TASK(sleep_ms);
+
+// The number of descriptors open in this process.
+int open_descriptors() {
+  int count = 0;
+  for (int fd = 0; fd < 1024; ++fd) count += ::fcntl(fd, F_GETFD) != -1 ? 1 : 0;
+  return count;
+}
+
+void report_descriptors(mp::Queue<int> out) { out.put(open_descriptors()); }
+MPROC_TASK(report_descriptors);
+
+std::string atexit_marker;  // NOLINT: the atexit handler's argument
+void write_marker_at_exit(std::string path) {
+  atexit_marker = std::move(path);
+  std::atexit([] {
+    if (FILE* f = std::fopen(atexit_marker.c_str(), "w")) std::fclose(f);
+  });
+}
+MPROC_TASK(write_marker_at_exit);
+
+// Counts the warnings logged when this process forks with and without a second thread.
+void count_threaded_fork_warnings(mp::Queue<int> out) {
+  auto stream = std::make_shared<std::ostringstream>();
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(*stream);
+  mp::get_logger()->sinks().push_back(sink);
+  auto warnings = [&] {
+    int n = 0;
+    for (std::size_t at = 0;
+         (at = stream->str().find("forking it may deadlock", at)) != std::string::npos; ++at)
+      ++n;
+    return n;
+  };
+  auto fork_once = [] {
+    mp::Process p(mp::ProcessOptions{.start_method = mp::StartMethod::fork}, exit_with, 0);
+    p.start();
+    p.join();
+  };
+  fork_once();
+  out.put(warnings());  // one thread: no warning
+  std::atomic<bool> stop{false};
+  std::thread other([&] {
+    while (!stop) std::this_thread::sleep_for(1ms);
+  });
+  fork_once();
+  fork_once();
+  stop = true;
+  other.join();
+  out.put(warnings());  // once only
+  mp::get_logger()->sinks().pop_back();
+}
+MPROC_TASK(count_threaded_fork_warnings);
 
 struct Greeter {
   std::string greeting;
@@ -314,6 +375,58 @@ TEST_P(ByMethod, ChildPassesItsQueueToAGrandchild) {
   EXPECT_EQ(out.get(5s), std::string(mp::to_string(GetParam())));
 }
 
+// Parity 1.1 test_many_processes (100 under the fork server, 5 under spawn).
+TEST_P(ByMethod, ManyProcessesExitOrAreTerminated) {
+  const int n = GetParam() == mp::StartMethod::spawn ? 5 : 100;
+  std::vector<mp::Process> sleepers;
+  for (int i = 0; i < n; ++i) sleepers.emplace_back(options(), sleep_ms, 10);
+  for (auto& p : sleepers) p.start();
+  for (auto& p : sleepers) {
+    EXPECT_TRUE(p.join(30s));
+    EXPECT_EQ(p.exitcode(), 0);
+  }
+  std::vector<mp::Process> terminated;
+  for (int i = 0; i < n; ++i) terminated.emplace_back(options(), sleep_ms, 10000);
+  for (auto& p : terminated) p.start();
+  for (auto& p : terminated) p.terminate();
+  for (auto& p : terminated) {
+    EXPECT_TRUE(p.join(30s));
+    EXPECT_EQ(p.exitcode(), -SIGTERM);
+  }
+}
+
+// Parity 1.1 test_child_fd_inflation: a child's descriptors do not grow with its siblings.
+TEST_P(ByMethod, ChildDescriptorsDoNotGrowWithSiblings) {
+  mp::Queue<int> out;
+  auto count_in_a_child = [&] {
+    mp::Process p(options(), report_descriptors, out);
+    p.start();
+    EXPECT_TRUE(p.join(20s));
+    return out.get(5s);
+  };
+  const int alone = count_in_a_child();
+  std::vector<mp::Process> siblings;
+  for (int i = 0; i < 5; ++i) siblings.emplace_back(options(), sleep_ms, 10000);
+  for (auto& p : siblings) p.start();
+  EXPECT_EQ(count_in_a_child(), alone);
+  for (auto& p : siblings) p.kill();
+  for (auto& p : siblings) EXPECT_TRUE(p.join(20s));
+}
+
+// Parity 1.3 test_atexit (adapted): a child started by spawn or the fork server is a program of
+// its own, whose atexit handlers run when it ends normally.
+TEST_P(ByMethod, AtexitHandlersOfTheChildRun) {
+  const std::string marker = testing::TempDir() + "/mproc-atexit-" + std::to_string(::getpid()) +
+                             std::string(mp::to_string(GetParam()));
+  std::filesystem::remove(marker);
+  mp::Process p(options(), write_marker_at_exit, marker);
+  p.start();
+  EXPECT_TRUE(p.join(20s));
+  EXPECT_EQ(p.exitcode(), 0);
+  EXPECT_TRUE(std::filesystem::exists(marker));
+  std::filesystem::remove(marker);
+}
+
 INSTANTIATE_TEST_SUITE_P(Exec, ByMethod, testing::ValuesIn(kExecMethods), method_name);
 
 // ---- the fork server itself
@@ -356,4 +469,76 @@ TEST(ForkServer, DaemonEndsWhenItsRequesterDies) {
   requester.kill();
   EXPECT_TRUE(requester.join(20s));
   EXPECT_TRUE(process_gone(daemon, 10000ms));
+}
+
+// Parity 1.1 test_forkserver_sigint / test_forkserver_sigkill.
+TEST(ForkServer, InFlightChildOfAKilledServerEndsWith0Or255) {
+  for (int sig : {SIGINT, SIGKILL}) {
+    mp::Process in_flight(mp::ProcessOptions{.start_method = mp::StartMethod::forkserver}, sleep_ms,
+                          300);
+    in_flight.start();
+    const pid_t server = mp::detail::forkserver_pid();
+    ASSERT_GT(server, 0);
+    ASSERT_EQ(::kill(server, sig), 0);
+    if (sig == SIGKILL) {
+      ASSERT_TRUE(process_gone(server, 5000ms));
+    }
+    mp::Process next(mp::ProcessOptions{.start_method = mp::StartMethod::forkserver}, exit_with, 0);
+    next.start();
+    EXPECT_TRUE(next.join(20s));
+    EXPECT_EQ(next.exitcode(), 0);
+    EXPECT_TRUE(in_flight.join(20s));
+    EXPECT_TRUE(in_flight.exitcode() == 0 || in_flight.exitcode() == 255) << *in_flight.exitcode();
+  }
+}
+
+// Parity 1.1 test_forkserver_auth_is_enabled / test_forkserver_without_auth_fails.
+TEST(ForkServer, AuthenticationIsEnabled) {
+  mp::detail::set_forkserver_authkey(mp::current_process().authkey());
+  mp::Process p(mp::ProcessOptions{.start_method = mp::StartMethod::forkserver}, exit_with, 0);
+  p.start();
+  EXPECT_TRUE(p.join(20s));
+  EXPECT_GT(mp::current_process().authkey().size(), 15u);
+  mp::Connection raw = mp::Client(mp::Address(mp::detail::forkserver_address_text()),
+                                  mp::current_process().authkey());
+  EXPECT_FALSE(raw.closed());
+  raw.close();  // the server drops a client that sends no request
+
+  mp::detail::set_forkserver_authkey("wrong");
+  mp::Process refused(mp::ProcessOptions{.start_method = mp::StartMethod::forkserver}, exit_with,
+                      0);
+  EXPECT_THROW(refused.start(), mp::AuthenticationError);
+  mp::detail::set_forkserver_authkey(mp::current_process().authkey());
+  mp::Process again(mp::ProcessOptions{.start_method = mp::StartMethod::forkserver}, exit_with, 0);
+  again.start();
+  EXPECT_TRUE(again.join(20s));
+  EXPECT_EQ(again.exitcode(), 0);
+}
+
+// Parity 1.1 test_set_executable (adapted: the program a spawn child runs).
+TEST(Spawn, SetExecutable) {
+  const std::string self = std::filesystem::read_symlink("/proc/self/exe");
+  EXPECT_EQ(mp::get_executable(), "/proc/self/exe");
+  mp::set_executable(self);
+  mp::Process p(mp::ProcessOptions{.start_method = mp::StartMethod::spawn}, exit_with, 0);
+  p.start();
+  EXPECT_TRUE(p.join(20s));
+  EXPECT_EQ(p.exitcode(), 0);
+  mp::set_executable("/nonexistent/program");
+  mp::Process q(mp::ProcessOptions{.start_method = mp::StartMethod::spawn}, exit_with, 0);
+  EXPECT_THROW(q.start(), std::system_error);
+  mp::set_executable("/proc/self/exe");
+}
+
+// A process with several threads that forks logs a warning, once (as Python 3.12).
+TEST(Fork, ThreadedParentWarnsOnce) {
+  mp::Queue<int> out;
+  // In a spawned child: a fresh program, which has never warned.
+  mp::Process p(mp::ProcessOptions{.start_method = mp::StartMethod::spawn},
+                count_threaded_fork_warnings, out);
+  p.start();
+  EXPECT_TRUE(p.join(20s));
+  EXPECT_EQ(p.exitcode(), 0);
+  EXPECT_EQ(out.get(5s), 0);
+  EXPECT_EQ(out.get(5s), 1);
 }

@@ -37,9 +37,11 @@
 // returns; threads the target started must be joined by the target (a `std::jthread` does so on
 // its own); a detached thread is ended with the process, like a Python daemon thread.
 //
-// atexit in the child: handlers registered with `std::atexit` (by the parent or by the child) do
-// not run when the child ends, because the child leaves with `_exit` (Python's fork start method
-// does the same with `os._exit`). Use RAII inside the target instead.
+// atexit in the child: under fork, handlers registered with `std::atexit` (by the parent or by
+// the child) do not run when the child ends, because the child leaves with `_exit` (Python's fork
+// start method does the same with `os._exit`). Use RAII inside the target instead. A child
+// started by spawn or by the fork server (start_method.h) is a program of its own: it ends with
+// `std::exit`, so its atexit handlers and static destructors run.
 //
 // Thread safety: the queries, `join`, `terminate`, `kill`, `is_alive` and `exitcode` may be called
 // from several threads at once (one of them reaps; the others see the result). `start`, `close`,

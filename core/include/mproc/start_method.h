@@ -97,6 +97,13 @@ class Context {
 [[nodiscard]] Context get_context();
 [[nodiscard]] Context get_context(std::string_view method);
 
+// Python's `set_executable(path)`: the program a spawn child (and the fork server) runs, by
+// default this very program ("/proc/self/exe"). It must be a build of the same program (the same
+// registered tasks, and mproc::init at the top of main). A path that cannot be run makes start()
+// throw std::system_error.
+void set_executable(std::string path);
+[[nodiscard]] std::string get_executable();
+
 // The default method now, without fixing it (what a Process with no method of its own uses).
 [[nodiscard]] StartMethod default_start_method();
 
@@ -105,6 +112,8 @@ namespace detail {
 // process started it, its pid (else 0). For tests and diagnostics.
 [[nodiscard]] std::string forkserver_address_text();
 [[nodiscard]] pid_t forkserver_pid();
+// Replaces the key this process presents to its fork server (tests: a wrong key is refused).
+void set_forkserver_authkey(std::string key);
 }  // namespace detail
 
 }  // namespace mproc
