@@ -56,7 +56,8 @@ void long_time_task(std::string name, mp::Proxy<Counter> counter) {
 }
 MPROC_TASK(long_time_task);
 
-int main() {
+int main(int argc, char** argv) {
+  mp::init(argc, argv);  // spawned pool workers start here
   mp::BaseManager manager;
   manager.register_type<Counter, int>("Counter");
   manager.start();

@@ -29,7 +29,8 @@ void func(mp::QueueProxy<std::string> q) {
 }
 MPROC_TASK(func);
 
-int main() {
+int main(int argc, char** argv) {
+  mp::init(argc, argv);  // spawned pool workers start here
   mp::Manager manager;
   mp::QueueProxy<std::string> q = manager.Queue<std::string>();
   mp::Pool pool(4);

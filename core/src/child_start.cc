@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <utility>
@@ -113,6 +114,13 @@ void warn_once_if_threaded(std::string_view what) {
 
 SpawnedProcess spawn_process(std::string_view role, std::string_view first_message,
                              const std::vector<int>& handles) {
+  // A process started by spawn or as a fork server whose main did not begin with init would run
+  // the program again, and start the same again: refuse before that becomes a chain of copies.
+  if (std::getenv(kRoleVariable) != nullptr) {
+    throw ProcessError(
+        "this process was started by mproc as a child, but its main did not call "
+        "mproc::init(argc, argv) first: call it as the first line of main");
+  }
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
     throw_errno("create the start-up channel of a new process");

@@ -75,6 +75,11 @@ void start_server(ServerHandle& h) {
     int status = 0;  // the previous one, which died: reap it
     (void)::waitpid(h.pid, &status, WNOHANG);
   }
+  if (!init_was_called()) {
+    throw ProcessError(
+        "the forkserver start method needs mproc::init(argc, argv) as the first line of main: "
+        "the fork server runs this program again, and init is where it becomes the server");
+  }
   ServerStart start{fresh_address(), current_process().authkey(), ::getpid()};
   SpawnedProcess spawned = spawn_process("forkserver", mproc::encode(start), {});
   Connection channel(spawned.channel.release());

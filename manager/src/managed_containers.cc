@@ -64,6 +64,33 @@ std::vector<std::size_t> slice_positions(std::optional<std::int64_t> start_arg,
   return out;
 }
 
+// `[start, stop)` of a step-1 slice, clamped as Python's list_ass_slice does (stop < start
+// selects nothing at start).
+std::pair<std::size_t, std::size_t> simple_slice(std::optional<std::int64_t> start_arg,
+                                                 std::optional<std::int64_t> stop_arg,
+                                                 std::size_t size) {
+  const auto n = static_cast<std::int64_t>(size);
+  auto clamp = [n](std::optional<std::int64_t> v, std::int64_t dflt) {
+    std::int64_t i = v.value_or(dflt);
+    if (i < 0) i = std::max<std::int64_t>(i + n, 0);
+    return std::min(i, n);
+  };
+  const std::int64_t start = clamp(start_arg, 0);
+  const std::int64_t stop = std::max(start, clamp(stop_arg, n));
+  return {static_cast<std::size_t>(start), static_cast<std::size_t>(stop)};
+}
+
+// Array items: an int stored into a float array becomes a float; any other change of kind is a
+// TypeError.
+Object array_item(const Object& slot, Object value) {
+  if (slot.is_float() && (value.is_int() || value.is_bool())) return value.as_float();
+  if (slot.kind() != value.kind()) {
+    throw TypeError("array item must be " + std::string(slot.type_name()) + ", not " +
+                    std::string(value.type_name()));
+  }
+  return value;
+}
+
 Object tuple_of(const Object& a, const Object& b) { return Object::tuple(Items{a, b}); }
 
 // Python's `a + b` for the types a Value holds.
@@ -343,6 +370,30 @@ void List::setitem(std::int64_t i, Object value) {
   items_[position(i, items_.size(), "list assignment")] = std::move(value);
 }
 
+void List::setslice(std::optional<std::int64_t> start, std::optional<std::int64_t> stop,
+                    std::optional<std::int64_t> step, const Object& items) {
+  Items more = items_of(items);
+  std::lock_guard lock(mutex_);
+  if (step.value_or(1) == 1) {
+    auto [first, last] = simple_slice(start, stop, items_.size());
+    Items r;
+    r.reserve(items_.size() - (last - first) + more.size());
+    r.insert(r.end(), std::make_move_iterator(items_.begin()),
+             std::make_move_iterator(items_.begin() + static_cast<std::ptrdiff_t>(first)));
+    r.insert(r.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
+    r.insert(r.end(), std::make_move_iterator(items_.begin() + static_cast<std::ptrdiff_t>(last)),
+             std::make_move_iterator(items_.end()));
+    items_ = std::move(r);
+    return;
+  }
+  std::vector<std::size_t> at = slice_positions(start, stop, step, items_.size());
+  if (at.size() != more.size()) {
+    throw ValueError("attempt to assign sequence of size " + std::to_string(more.size()) +
+                     " to extended slice of size " + std::to_string(at.size()));
+  }
+  for (std::size_t k = 0; k < at.size(); ++k) items_[at[k]] = std::move(more[k]);
+}
+
 void List::delitem(std::int64_t i) {
   std::lock_guard lock(mutex_);
   const std::size_t p = position(i, items_.size(), "list assignment");
@@ -477,27 +528,17 @@ std::string List::repr() const {
 
 std::span<const detail::Method<List>> List::exposed_methods() {
   static const detail::Method<List> methods[] = {
-      method<List, &List::getitem>("getitem"),
-      method<List, &List::getslice>("getslice"),
-      method<List, &List::setitem>("setitem"),
-      method<List, &List::delitem>("delitem"),
-      method<List, &List::delslice>("delslice"),
-      method<List, &List::len>("len"),
-      method<List, &List::contains>("contains"),
-      method<List, &List::append>("append"),
-      method<List, &List::extend>("extend"),
-      method<List, &List::insert>("insert"),
-      method<List, &List::pop>("pop"),
-      method<List, &List::remove>("remove"),
-      method<List, &List::index>("index"),
-      method<List, &List::count>("count"),
-      method<List, &List::reverse>("reverse"),
-      method<List, &List::sort>("sort"),
-      method<List, &List::clear>("clear"),
-      method<List, &List::copy>("copy"),
-      method<List, &List::imul>("imul"),
-      method<List, &List::mul>("mul"),
-      method<List, &List::iter_item>("iter_item"),
+      method<List, &List::getitem>("getitem"), method<List, &List::getslice>("getslice"),
+      method<List, &List::setitem>("setitem"), method<List, &List::setslice>("setslice"),
+      method<List, &List::delitem>("delitem"), method<List, &List::delslice>("delslice"),
+      method<List, &List::len>("len"),         method<List, &List::contains>("contains"),
+      method<List, &List::append>("append"),   method<List, &List::extend>("extend"),
+      method<List, &List::insert>("insert"),   method<List, &List::pop>("pop"),
+      method<List, &List::remove>("remove"),   method<List, &List::index>("index"),
+      method<List, &List::count>("count"),     method<List, &List::reverse>("reverse"),
+      method<List, &List::sort>("sort"),       method<List, &List::clear>("clear"),
+      method<List, &List::copy>("copy"),       method<List, &List::imul>("imul"),
+      method<List, &List::mul>("mul"),         method<List, &List::iter_item>("iter_item"),
       method<List, &List::repr>("repr"),
   };
   return methods;
@@ -561,13 +602,30 @@ Object Array::getitem(std::int64_t i) const {
 void Array::setitem(std::int64_t i, Object value) {
   std::lock_guard lock(mutex_);
   Object& slot = items_[position(i, items_.size(), "array assignment")];
-  if (slot.is_float() && (value.is_int() || value.is_bool())) {
-    value = value.as_float();
-  } else if (slot.kind() != value.kind()) {
-    throw TypeError("array item must be " + std::string(slot.type_name()) + ", not " +
-                    std::string(value.type_name()));
+  slot = array_item(slot, std::move(value));
+}
+
+Object Array::getslice(std::optional<std::int64_t> start, std::optional<std::int64_t> stop,
+                       std::optional<std::int64_t> step) const {
+  std::lock_guard lock(mutex_);
+  Items r;
+  for (std::size_t p : slice_positions(start, stop, step, items_.size())) r.push_back(items_[p]);
+  return Object::list(std::move(r));
+}
+
+void Array::setslice(std::optional<std::int64_t> start, std::optional<std::int64_t> stop,
+                     std::optional<std::int64_t> step, const Object& items) {
+  Items more = items_of(items);
+  std::lock_guard lock(mutex_);
+  std::vector<std::size_t> at = slice_positions(start, stop, step, items_.size());
+  if (at.size() != more.size()) {
+    throw ValueError("Can only assign sequence of same size (" + std::to_string(more.size()) +
+                     " items to a slice of " + std::to_string(at.size()) + ")");
   }
-  slot = std::move(value);
+  // Converted first, so that a wrong kind leaves the array unchanged.
+  for (std::size_t k = 0; k < at.size(); ++k)
+    more[k] = array_item(items_[at[k]], std::move(more[k]));
+  for (std::size_t k = 0; k < at.size(); ++k) items_[at[k]] = std::move(more[k]);
 }
 
 std::int64_t Array::len() const {
@@ -595,6 +653,8 @@ std::span<const detail::Method<Array>> Array::exposed_methods() {
   static const detail::Method<Array> methods[] = {
       method<Array, &Array::getitem>("getitem"),
       method<Array, &Array::setitem>("setitem"),
+      method<Array, &Array::getslice>("getslice"),
+      method<Array, &Array::setslice>("setslice"),
       method<Array, &Array::len>("len"),
       method<Array, &Array::tolist>("tolist"),
       method<Array, &Array::iter_item>("iter_item"),

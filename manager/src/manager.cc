@@ -15,6 +15,7 @@
 #include "mproc/log.h"
 
 #include "client.h"
+#include "managed_pool_registry.h"
 #include "protocol.h"
 #include "server_state.h"
 #include "unique_fd.h"
@@ -75,21 +76,28 @@ class ManagerProcess {
     auto [reader, writer] = Pipe(/*duplex=*/false);
     auto ready = std::make_shared<Connection>(std::move(writer));
     pid_t parent = ::getpid();
-    process_ = Process(ProcessOptions{.name = "SyncManager-server", .daemon = false},
-                       [address, authkey, registry, initializer, ready, parent] {
-                         std::shared_ptr<ServerState> state;
-                         try {
-                           if (initializer) initializer();
-                           state = std::make_shared<ServerState>(address, authkey, registry);
-                         } catch (...) {
-                           ready->send_bytes("E" + capture_current_exception());
-                           return;
-                         }
-                         ready->send_bytes("K" + state->address().to_string());
-                         ready->close();
-                         watch_parent(state, parent);
-                         state->serve_forever();
-                       });
+    // Always forked, whatever the default start method: the server needs the types registered on
+    // this BaseManager at run time, which only a copy of this process has.
+    process_ = Process(
+        ProcessOptions{
+            .name = "SyncManager-server", .daemon = false, .start_method = StartMethod::fork},
+        [address, authkey, registry, initializer, ready, parent] {
+          std::shared_ptr<ServerState> state;
+          try {
+            if (initializer) initializer();
+            state = std::make_shared<ServerState>(address, authkey, registry);
+          } catch (...) {
+            ready->send_bytes("E" + capture_current_exception());
+            return;
+          }
+          ready->send_bytes("K" + state->address().to_string());
+          ready->close();
+          watch_parent(state, parent);
+          state->serve_forever();
+          // Pools still held (by a client, or a call blocked in one) must not
+          // outlive the server: their workers would be orphans.
+          shut_down_managed_pools();
+        });
     process_.start();
     ready->close();
     std::string answer;

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "mproc/managed_containers.h"
+#include "mproc/managed_pool.h"
 #include "mproc/managed_sync.h"
 
 namespace mproc {
@@ -25,6 +26,10 @@ SyncManager::SyncManager(ManagerOptions options) : BaseManager(std::move(options
   register_type<managed::Event>("Event");
   register_type<managed::Condition>("Condition");
   register_type<managed::Barrier, std::int64_t, std::optional<double>>("Barrier");
+  register_type<managed::Pool, std::optional<std::int64_t>, std::optional<std::int64_t>>("Pool");
+  // What PoolProxy's apply_async / map_async create (Python's 'AsyncResult', create_method=False).
+  register_callable<managed::PoolResult>("PoolAsyncResult", &managed::PoolResult::apply_async);
+  register_callable<managed::PoolResult>("PoolMapResult", &managed::PoolResult::map_async);
 }
 
 Manager::Manager(ManagerOptions options) : SyncManager(std::move(options)) { start(); }

@@ -2,10 +2,14 @@
 
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <climits>
+#include <cstdio>
 #include <cstring>
 
 #include "mproc/errors.h"
@@ -39,6 +43,28 @@ std::string describe_death(pid_t pid, int wait_status) {
   return text + " while running this task";
 }
 
+// "300 ms", "2 s", "1.5 s".
+std::string describe_duration(std::chrono::nanoseconds d) {
+  char text[64];
+  double ms = std::chrono::duration<double, std::milli>(d).count();
+  if (ms < 1000) {
+    std::snprintf(text, sizeof text, "%g ms", ms);
+  } else {
+    std::snprintf(text, sizeof text, "%g s", ms / 1000);
+  }
+  return text;
+}
+
+// How often the collector looks at timed tasks: a twentieth of the shortest timeout, between 1
+// and 25 ms.
+constexpr std::chrono::nanoseconds kMinTick = std::chrono::milliseconds(1);
+constexpr std::chrono::nanoseconds kMaxTick = std::chrono::milliseconds(25);
+
+int pidfd_open(pid_t pid) noexcept { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
+int pidfd_send_signal(int fd, int sig) noexcept {
+  return static_cast<int>(::syscall(SYS_pidfd_send_signal, fd, sig, nullptr, 0));
+}
+
 }  // namespace
 
 PoolEngine::PoolEngine(PoolConfig config)
@@ -60,7 +86,7 @@ PoolEngine::PoolEngine(PoolConfig config)
     // No half-built pool stays behind: the zygote leaves at the end of its command socket, and
     // is reaped here.
     zygote_commands_.reset();
-    retry_on_eintr([&] { return ::waitpid(zygote_, nullptr, 0); });
+    wait_for_zygote();
     throw;
   }
   for (int i = 0; i < config_.processes; ++i) send_to_zygote('S', static_cast<std::uint32_t>(i));
@@ -106,6 +132,20 @@ void PoolEngine::post_result(std::string_view message) {
   doorbells().results_posted.fetch_add(1, std::memory_order_release);
 }
 
+void PoolEngine::wait_for_zygote() noexcept {
+  if (zygote_process_) {
+    try {
+      zygote_process_->join();  // reaps it and removes what it left in /dev/shm
+    } catch (const std::exception& e) {
+      report_error(std::string("cannot join the pool's zygote: ") + e.what());
+    }
+    return;
+  }
+  int status = 0;
+  retry_on_eintr([&] { return ::waitpid(zygote_, &status, 0); });
+  remove_segments_of(zygote_);
+}
+
 void PoolEngine::start_zygote() {
   // A socket rather than a pipe: a command sent after the zygote left (terminate, then join)
   // must fail quietly (MSG_NOSIGNAL), not raise SIGPIPE in the user's process.
@@ -113,6 +153,11 @@ void PoolEngine::start_zygote() {
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0)
     throw_errno("create the pool's command socket");
   UniqueFd read_end(fds[0]), write_end(fds[1]);
+  if (config_.start_method != StartMethod::fork) {
+    start_zygote_by_name(std::move(read_end));
+    zygote_commands_ = std::move(write_end);
+    return;
+  }
   std::fflush(nullptr);
   pid_t pid = ::fork();
   if (pid < 0) throw_errno("fork the pool's zygote process");
@@ -142,11 +187,40 @@ void PoolEngine::check_running() const {
 }
 
 std::uint64_t PoolEngine::open_job(std::shared_ptr<Job> job) {
-  std::scoped_lock lock(mutex_);
-  if (state_ != State::kRun) throw ValueError("Pool not running");
-  if (!broken_.empty()) throw ProcessError(broken_);
-  std::uint64_t id = next_job_++;
-  jobs_.emplace(id, JobEntry{std::move(job), {}, false});
+  Job& opened = *job;  // kept alive by the caller
+  std::uint64_t id = 0;
+  {
+    std::scoped_lock lock(mutex_);
+    if (state_ != State::kRun) throw ValueError("Pool not running");
+    if (!broken_.empty()) throw ProcessError(broken_);
+    id = next_job_++;
+    jobs_[id].job = std::move(job);
+  }
+  opened.attach(weak_from_this(), id);
+  return id;
+}
+
+std::uint64_t PoolEngine::open_job(std::shared_ptr<Job> job, const JobLimits& limits) {
+  if (limits.timeout && limits.timeout->count() <= 0)
+    throw ValueError("a task timeout must be positive");
+  if (limits.kill_grace.count() < 0) throw ValueError("kill_grace must not be negative");
+  std::uint64_t id = 0;
+  {
+    std::scoped_lock lock(mutex_);
+    if (state_ != State::kRun) throw ValueError("Pool not running");
+    if (!broken_.empty()) throw ProcessError(broken_);
+    id = next_job_++;
+    JobEntry& entry = jobs_[id];
+    entry.job = job;
+    entry.timeout = limits.timeout;
+    entry.kill_grace = limits.kill_grace;
+    if (limits.timeout) {
+      entry.task = limits.task;
+      timed_jobs_.insert(id);
+    }
+  }
+  job->attach(weak_from_this(), id);
+  if (limits.timeout) wake_watcher();
   return id;
 }
 
@@ -156,6 +230,7 @@ void PoolEngine::submit_chunk(std::uint64_t job, std::uint32_t chunk, std::strin
     auto it = jobs_.find(job);
     if (it == jobs_.end()) throw ValueError("Pool not running");  // terminated meanwhile
     it->second.outstanding.insert(chunk);
+    ++it->second.submitted;
   }
   try {
     post_task(message);
@@ -204,15 +279,30 @@ void PoolEngine::collect() {
   // Messages taken so far: while the doorbell shows no more, this thread spins briefly before
   // it sleeps in the queue (a wake-up costs more than a whole round trip).
   std::uint64_t taken = 0;
+  auto next_look = Clock::time_point::min();  // when watch() looks again at timed tasks
   auto pending = [&] {
     return static_cast<std::int64_t>(doorbells().results_posted.load(std::memory_order_acquire) -
                                      taken) > 0;
   };
   for (;;) {
+    // Only while tasks with a timeout are about (or SIGKILLs are due): a look at them, and a
+    // deadline on the wait for the next message.
+    // Between looks (a tick apart), results are taken without one.
+    Deadline until = Deadline::never();
+    if (watching_.load(std::memory_order_relaxed)) {
+      if (Clock::now() >= next_look) {
+        until = watch();
+        next_look = until.when();
+      } else {
+        until = Deadline::at(next_look);
+      }
+    }
     try {
       (void)spin_for(pending, kSpinBudget);
-      results_.get(message, Deadline::never());
+      results_.get(message, until);
       ++taken;
+    } catch (const Empty&) {
+      continue;  // time for the next look
     } catch (const std::exception& e) {
       report_error(std::string("the pool's result queue failed: ") + e.what());
       return;
@@ -258,6 +348,12 @@ void PoolEngine::collect() {
           on_initializer_failed(message.substr(13));
           break;
         }
+        case kBouncedChunk:
+          on_bounced(message);
+          break;
+        case kWakeCollector:
+          next_look = Clock::time_point::min();  // watching_ is set: look now
+          break;
         case kStopCollector:
           return;
         default:
@@ -453,9 +549,7 @@ void PoolEngine::join() {
   // zygote, a user's Process) holds a copy of our end of the socket, so EOF may never come.
   if (closed) send_to_zygote('Q', 0);
   zygote_commands_.reset();
-  int status = 0;
-  retry_on_eintr([&] { return ::waitpid(zygote_, &status, 0); });
-  remove_segments_of(zygote_);
+  wait_for_zygote();
   // Results that came in after terminate() have nobody to go to; pending ones have failed.
   fail_everything(
       std::make_exception_ptr(ProcessError("the pool was terminated before this task finished")));
@@ -470,12 +564,263 @@ std::vector<pid_t> PoolEngine::worker_pids() const {
   return pids;
 }
 
+// ---- timeouts, cancels, forced shutdown ----
+
+PoolEngine::SlotView PoolEngine::read_slot(std::uint32_t index) const {
+  const WorkerSlot& s = slot(index);
+  // A worker writes job and chunk, then its state (release): read them twice around the state,
+  // and trust the look only if they did not change meanwhile.
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    std::uint64_t job = s.job.load(std::memory_order_acquire);
+    std::uint32_t chunk = s.chunk.load(std::memory_order_acquire);
+    SlotView view;
+    view.state = s.state.load(std::memory_order_acquire);
+    view.pid = s.pid.load(std::memory_order_acquire);
+    view.job = s.job.load(std::memory_order_acquire);
+    view.chunk = s.chunk.load(std::memory_order_acquire);
+    if (view.job == job && view.chunk == chunk) return view;
+  }
+  return SlotView{};
+}
+
+bool PoolEngine::slot_runs(std::uint32_t index, pid_t pid, std::uint64_t job,
+                           std::uint32_t chunk) const {
+  SlotView view = read_slot(index);
+  return view.pid == pid && view.state == WorkerSlot::kBusy && view.job == job &&
+         view.chunk == chunk;
+}
+
+void PoolEngine::wake_watcher(bool always) noexcept {
+  bool wake = false;
+  {
+    std::scoped_lock lock(mutex_);
+    wake = !watching_.exchange(true, std::memory_order_relaxed) || always;
+  }
+  if (!wake) return;
+  try {
+    post_result(std::string_view(&kWakeCollector, 1));
+  } catch (...) {
+    report_error("cannot wake the pool's collector thread for a task timeout");
+  }
+}
+
+void PoolEngine::stop_worker(pid_t pid, std::chrono::nanoseconds grace) {
+  UniqueFd fd(pidfd_open(pid));
+  const int first = grace.count() > 0 ? SIGTERM : SIGKILL;
+  if (!fd) {
+    if (errno != ESRCH) ::kill(pid, first);  // no pidfd here (an old kernel): by pid
+    return;
+  }
+  if (pidfd_send_signal(fd.get(), first) != 0 || first == SIGKILL) return;
+  {
+    std::scoped_lock lock(mutex_);
+    pending_kills_.push_back(PendingKill{std::move(fd), Clock::now() + grace});
+  }
+  wake_watcher(/*always=*/true);  // its next look may be later than this SIGKILL
+}
+
+Deadline PoolEngine::watch() {
+  const auto now = Clock::now();
+  std::vector<Expired> expired;
+  std::vector<UniqueFd> due;
+  auto next = Clock::time_point::max();
+  const auto workers = static_cast<std::uint32_t>(config_.processes);
+  if (seen_.size() != workers) seen_.assign(workers, Seen{});
+  {
+    std::scoped_lock lock(mutex_);
+    for (auto it = pending_kills_.begin(); it != pending_kills_.end();) {
+      if (it->at <= now) {
+        due.push_back(std::move(it->pidfd));
+        it = pending_kills_.erase(it);
+      } else {
+        next = std::min(next, it->at);
+        ++it;
+      }
+    }
+    std::erase_if(timed_jobs_, [&](std::uint64_t id) { return jobs_.count(id) == 0; });
+    if (!timed_jobs_.empty()) {
+      auto tick = kMaxTick;
+      for (std::uint64_t id : timed_jobs_)
+        tick = std::min(tick, std::max(kMinTick, *jobs_.at(id).timeout / 20));
+      next = std::min(next, now + tick);
+    }
+    for (std::uint32_t i = 0; i < workers; ++i) {
+      Seen& seen = seen_[i];
+      SlotView view = timed_jobs_.empty() ? SlotView{} : read_slot(i);
+      auto entry = view.state == WorkerSlot::kBusy && timed_jobs_.count(view.job) != 0
+                       ? jobs_.find(view.job)
+                       : jobs_.end();
+      if (entry == jobs_.end() || entry->second.outstanding.count(view.chunk) == 0) {
+        seen = Seen{};
+        continue;
+      }
+      if (seen.pid != view.pid || seen.job != view.job || seen.chunk != view.chunk)
+        seen = Seen{view.pid, view.job, view.chunk, now};  // taken since the last look
+      const auto deadline = seen.since + *entry->second.timeout;
+      if (deadline > now) {
+        next = std::min(next, deadline);
+        continue;
+      }
+      expired.push_back(Expired{i, view.pid, view.job, view.chunk, *entry->second.timeout,
+                                entry->second.kill_grace, entry->second.task});
+      seen = Seen{};
+    }
+    if (next == Clock::time_point::max() && expired.empty())
+      watching_.store(false, std::memory_order_relaxed);
+  }
+  for (UniqueFd& fd : due) (void)pidfd_send_signal(fd.get(), SIGKILL);
+  for (const Expired& e : expired) time_out(e);
+  if (!expired.empty()) return Deadline::now();  // look again at once (grace kills, ...)
+  return next == Clock::time_point::max() ? Deadline::never() : Deadline::at(next);
+}
+
+void PoolEngine::time_out(const Expired& e) {
+  // Claimed first: a result that comes in now is dropped, and the chunk fails only once.
+  std::shared_ptr<Job> job = claim_chunk(e.job, e.chunk);
+  if (!job) return;  // its result came in meanwhile
+  std::string how = "killed";
+  if (slot_runs(e.slot, e.pid, e.job, e.chunk)) {
+    stop_worker(e.pid, e.kill_grace);
+    if (e.kill_grace.count() > 0)
+      how = "sent SIGTERM (SIGKILL " + describe_duration(e.kill_grace) + " later)";
+  } else {
+    how = "not stopped: it had just finished";
+  }
+  std::string text = "task \"" + e.task + "\" ran longer than its timeout of " +
+                     describe_duration(e.timeout) + " and was stopped (its worker process " +
+                     std::to_string(e.pid) + " was " + how + ")";
+  get_logger()->warn("{}", text);
+  job->fail(e.chunk, std::make_exception_ptr(TimeoutError(text)));
+}
+
+void PoolEngine::on_bounced(std::string_view message) {
+  std::string_view chunk_message = message.substr(1);
+  WireReader reader(chunk_message.substr(0, 13));
+  reader.tag();
+  std::uint64_t job = reader.u64();
+  std::uint32_t chunk = reader.u32();
+  {
+    std::scoped_lock lock(mutex_);
+    auto it = jobs_.find(job);
+    if (it == jobs_.end() || it->second.outstanding.count(chunk) == 0) return;  // cancelled
+  }
+  // The cancel was taken back (the job had started): the chunk runs after all.
+  get_logger()->debug("pool: chunk {} of job {} sent back by a cancel taken back: put back", chunk,
+                      job);
+  try {
+    post_task(chunk_message);
+  } catch (...) {
+    if (auto lost = claim_chunk(job, chunk)) lost->fail(chunk, std::current_exception());
+  }
+}
+
+bool PoolEngine::cancel_job(std::uint64_t id, bool interrupt) {
+  struct Running {
+    std::uint32_t slot;
+    pid_t pid;
+    std::uint32_t chunk;
+  };
+  std::vector<Running> running;
+  std::vector<std::uint32_t> chunks;
+  std::shared_ptr<Job> job;
+  std::chrono::nanoseconds grace{0};
+  {
+    std::scoped_lock lock(mutex_);
+    auto it = jobs_.find(id);
+    if (it == jobs_.end() || !it->second.sealed || it->second.outstanding.empty()) return false;
+    JobEntry& entry = it->second;
+    // Marked first, then the slots looked at: a worker that takes a chunk of the job from now
+    // on sends it back (and one that took it before shows as busy with it).
+    auto& mark = doorbells().cancelled_jobs[id % Doorbells::kCancelTableSize];
+    const std::uint64_t before = mark.exchange(id, std::memory_order_seq_cst);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    for (std::uint32_t i = 0; i < static_cast<std::uint32_t>(config_.processes); ++i) {
+      SlotView view = read_slot(i);
+      if (view.state == WorkerSlot::kBusy && view.job == id &&
+          entry.outstanding.count(view.chunk) != 0)
+        running.push_back(Running{i, view.pid, view.chunk});
+    }
+    const bool started = !running.empty() || entry.submitted > entry.outstanding.size();
+    if (started && !interrupt) {
+      std::uint64_t expected = id;
+      mark.compare_exchange_strong(expected, before, std::memory_order_seq_cst);
+      return false;
+    }
+    job = entry.job;
+    grace = entry.kill_grace;
+    chunks.assign(entry.outstanding.begin(), entry.outstanding.end());
+    jobs_.erase(it);
+  }
+  for (const Running& r : running)
+    if (slot_runs(r.slot, r.pid, id, r.chunk)) stop_worker(r.pid, grace);
+  job->mark_cancelled();
+  auto error = std::make_exception_ptr(CancelledError(
+      running.empty() ? "the task was cancelled before it started"
+                      : "the task was cancelled while it ran (its worker was stopped)"));
+  for (std::uint32_t chunk : chunks) job->fail(chunk, error);
+  return true;
+}
+
+void PoolEngine::terminate_workers(int signal) {
+  struct Failed {
+    std::shared_ptr<Job> job;
+    std::uint32_t chunk;
+    bool cancelled;
+  };
+  std::vector<Failed> failed;
+  std::vector<pid_t> pids;
+  {
+    std::scoped_lock lock(mutex_);
+    if (state_ == State::kTerminate || joined_) return;
+    state_ = State::kTerminate;
+    std::set<std::pair<std::uint64_t, std::uint32_t>> busy;
+    for (std::uint32_t i = 0; i < static_cast<std::uint32_t>(config_.processes); ++i) {
+      SlotView view = read_slot(i);
+      if (view.pid > 0) pids.push_back(view.pid);
+      if (view.state == WorkerSlot::kBusy) busy.emplace(view.job, view.chunk);
+    }
+    for (auto& [id, entry] : jobs_) {
+      bool ran = std::any_of(entry.outstanding.begin(), entry.outstanding.end(),
+                             [&, id = id](std::uint32_t c) {
+                               return busy.count({id, c}) != 0;
+                             });
+      for (std::uint32_t chunk : entry.outstanding)
+        failed.push_back(Failed{entry.job, chunk, !ran});
+      entry.outstanding.clear();
+    }
+    std::erase_if(jobs_, [](const auto& item) { return item.second.sealed; });
+  }
+  for (pid_t pid : pids) {
+    UniqueFd fd(pidfd_open(pid));
+    if (fd) {
+      (void)pidfd_send_signal(fd.get(), signal);
+    } else if (errno != ESRCH) {
+      ::kill(pid, signal);
+    }
+  }
+  const char* how = signal == SIGKILL ? "kill_workers" : "terminate_workers";
+  auto cancelled = std::make_exception_ptr(
+      CancelledError(std::string("the pool's workers were forcefully shut down (") + how +
+                     ") before this task started"));
+  auto stopped = std::make_exception_ptr(
+      ProcessError(std::string("the pool's workers were forcefully shut down (") + how +
+                   ") while this task ran"));
+  for (Failed& f : failed) {
+    if (f.cancelled) f.job->mark_cancelled();
+    f.job->fail(f.chunk, f.cancelled ? cancelled : stopped);
+  }
+  changed_.notify_all();
+}
+
 // ---- pool.h's entry points ----
 
 void check_running(const PoolEngine& engine) { engine.check_running(); }
 int processes(const PoolEngine& engine) noexcept { return engine.processes(); }
 std::uint64_t open_job(PoolEngine& engine, std::shared_ptr<Job> job) {
   return engine.open_job(std::move(job));
+}
+std::uint64_t open_job(PoolEngine& engine, std::shared_ptr<Job> job, const JobLimits& limits) {
+  return engine.open_job(std::move(job), limits);
 }
 void submit_chunk(PoolEngine& engine, std::uint64_t job, std::uint32_t chunk,
                   std::string_view message) {

@@ -4,11 +4,13 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -16,8 +18,12 @@
 #include <vector>
 
 #include "mproc/async_result.h"
+#include "mproc/connection.h"
+#include "mproc/deadline.h"
 #include "mproc/detail/byte_queue.h"
+#include "mproc/process.h"
 #include "mproc/shm.h"
+#include "mproc/task.h"
 
 #include "unique_fd.h"
 #include "wire.h"
@@ -56,21 +62,62 @@ struct Doorbells {
   alignas(64) std::atomic<std::uint32_t> role{kRoleFree};
   alignas(64) std::atomic<std::uint32_t> role_seq{0};  // futex word: bumped on role changes
   std::atomic<std::uint32_t> role_sleepers{0};
+  // Jobs being cancelled (AsyncResult::cancel), at job % kCancelTableSize: a worker that takes a
+  // chunk of such a job does not run it but sends it back to the collector ('C'), which drops it,
+  // or puts it back if the cancel was taken back (the job had started). Written by the pool,
+  // read by the workers after their claim (with a fence on both sides: either the pool sees
+  // the worker busy with the chunk or the worker sees the mark).
+  static constexpr std::size_t kCancelTableSize = 4096;
+  alignas(64) std::atomic<std::uint64_t> cancelled_jobs[kCancelTableSize] = {};
 };
 
 struct PoolConfig {
   int processes = 1;
   std::function<void()> initializer;
-  int maxtasksperchild = 0;  // 0: unlimited
+  int maxtasksperchild = 0;                      // 0: unlimited
+  std::size_t max_memory_per_child = 0;          // bytes of resident memory; 0: unlimited
+  StartMethod start_method = StartMethod::fork;  // how the zygote starts (see zygote.cc)
 };
 
-class PoolEngine {
+// What a zygote started by spawn or by the fork server is given (zygote.cc): the names of the
+// pool's shared objects, its settings, and its end of the command socket.
+struct ZygoteStart {
+  std::string tasks;
+  std::string results;
+  std::string slots;
+  std::int32_t processes = 0;
+  std::int32_t maxtasksperchild = 0;
+  std::uint64_t max_memory_per_child = 0;
+  std::int32_t creator = 0;
+  std::uint8_t start_method = 0;
+  std::optional<TaskCall> initializer;
+  Connection commands;
+
+  template <class Archive>
+  void serialize(Archive& ar, unsigned /*version*/) {
+    ar& tasks& results& slots& processes& maxtasksperchild& max_memory_per_child& creator&
+        start_method& initializer& commands;
+  }
+};
+
+struct JobLimits;
+
+class PoolEngine : public JobControl, public std::enable_shared_from_this<PoolEngine> {
  public:
   explicit PoolEngine(PoolConfig config);
-  ~PoolEngine();
+  // The engine as a zygote started by spawn or the fork server sees it: attached to the pool's
+  // shared objects by name; it only runs zygote_main.
+  explicit PoolEngine(const ZygoteStart& start);
+  ~PoolEngine() override;
 
   void check_running() const;
   std::uint64_t open_job(std::shared_ptr<Job> job);
+  // A job with a per-task timeout (or kill grace): the collector watches its chunks.
+  std::uint64_t open_job(std::shared_ptr<Job> job, const JobLimits& limits);
+  // AsyncResult::cancel (any thread).
+  bool cancel_job(std::uint64_t job, bool interrupt) override;
+  // Pool::terminate_workers (SIGTERM) and kill_workers (SIGKILL).
+  void terminate_workers(int signal);
   void submit_chunk(std::uint64_t job, std::uint32_t chunk, std::string_view message);
   void seal_job(std::uint64_t job) noexcept;
 
@@ -94,6 +141,39 @@ class PoolEngine {
     std::shared_ptr<Job> job;
     std::set<std::uint32_t> outstanding;  // submitted chunks whose results are not in yet
     bool sealed = false;
+    std::uint32_t submitted = 0;                      // chunks ever submitted
+    std::optional<std::chrono::nanoseconds> timeout;  // per chunk, from when a worker takes it
+    std::chrono::nanoseconds kill_grace{0};
+    std::string task;  // for the TimeoutError, when timed
+  };
+  // A consistent look at a worker slot (pid, state, job, chunk).
+  struct SlotView {
+    pid_t pid = 0;
+    std::uint32_t state = WorkerSlot::kEmpty;
+    std::uint64_t job = 0;
+    std::uint32_t chunk = 0;
+  };
+  // The collector's record of what each slot runs, and since when (watch()).
+  struct Seen {
+    pid_t pid = 0;
+    std::uint64_t job = 0;
+    std::uint32_t chunk = 0;
+    Clock::time_point since{};
+  };
+  // A chunk past its deadline (watch() -> time_out()).
+  struct Expired {
+    std::uint32_t slot = 0;
+    pid_t pid = 0;
+    std::uint64_t job = 0;
+    std::uint32_t chunk = 0;
+    std::chrono::nanoseconds timeout{0};
+    std::chrono::nanoseconds kill_grace{0};
+    std::string task;
+  };
+  // A worker sent SIGTERM, to be sent SIGKILL at `at` (kill_grace).
+  struct PendingKill {
+    UniqueFd pidfd;
+    Clock::time_point at;
   };
 
   WorkerSlot& slot(std::uint32_t index) const;
@@ -107,6 +187,8 @@ class PoolEngine {
   void take_task(std::string& message, bool& have_role,
                  const std::function<void(std::string_view)>& claim);
   void start_zygote();
+  void start_zygote_by_name(UniqueFd commands);  // spawn or forkserver (zygote.cc)
+  void wait_for_zygote() noexcept;
   void send_to_zygote(char command, std::uint32_t slot) noexcept;
   void collect();  // the collector thread
   void on_results(std::string_view message);
@@ -121,6 +203,21 @@ class PoolEngine {
   std::shared_ptr<Job> claim_chunk(std::uint64_t job, std::uint32_t chunk);
   void fail_everything(const std::exception_ptr& error);
   void stop_collector() noexcept;
+  // ---- timeouts and cancels ----
+  [[nodiscard]] SlotView read_slot(std::uint32_t index) const;
+  // Whether slot `index` still runs (job, chunk) in process pid.
+  [[nodiscard]] bool slot_runs(std::uint32_t index, pid_t pid, std::uint64_t job,
+                               std::uint32_t chunk) const;
+  // Stops a worker: SIGKILL, or SIGTERM now and SIGKILL after `grace` (by the collector).
+  void stop_worker(pid_t pid, std::chrono::nanoseconds grace);
+  // Tells the collector to start watching (timed jobs or pending kills), if it does not yet
+  // (or `always`: to look again now).
+  void wake_watcher(bool always = false) noexcept;
+  // The collector's look at timed chunks: times out those past their deadline, sends due
+  // SIGKILLs; returns when to look again (never when nothing is timed).
+  Deadline watch();
+  void time_out(const Expired& expired);
+  void on_bounced(std::string_view message);
 
   PoolConfig config_;
   ByteQueue tasks_;
@@ -128,6 +225,7 @@ class PoolEngine {
   SharedSegment slots_;
   pid_t creator_ = 0;
   pid_t zygote_ = 0;
+  std::optional<Process> zygote_process_;  // a zygote started by spawn or the fork server
   UniqueFd zygote_commands_;
   std::thread collector_;
 
@@ -145,6 +243,13 @@ class PoolEngine {
   // Whether workers read batch arguments from this process (process_vm_readv); false once one
   // found it may not.
   std::atomic<bool> remote_args_{true};
+
+  // Timeouts (under mutex_): the jobs with a timeout (pruned by watch()), SIGKILLs due after a
+  // grace, and whether the collector looks at them (it then wakes at least every tick).
+  std::set<std::uint64_t> timed_jobs_;
+  std::vector<PendingKill> pending_kills_;
+  std::atomic<bool> watching_{false};  // written under mutex_
+  std::vector<Seen> seen_;             // the collector's only
 };
 
 }  // namespace mproc::detail

@@ -1,6 +1,10 @@
 #include "mproc/pool.h"
 
+#include <signal.h>
+
 #include "mproc/process.h"
+#include "mproc/start_method.h"
+#include "mproc/task.h"
 
 #include "engine.h"
 
@@ -16,7 +20,19 @@ detail::PoolConfig make_config(PoolOptions options) {
       throw ValueError("maxtasksperchild must be a positive int or None");
     config.maxtasksperchild = *options.maxtasksperchild;
   }
+  if (options.max_memory_per_child) {
+    if (*options.max_memory_per_child == 0)
+      throw ValueError("max_memory_per_child must be a positive number of bytes");
+    config.max_memory_per_child = *options.max_memory_per_child;
+  }
   config.initializer = std::move(options.initializer);
+  config.start_method = options.start_method.value_or(default_start_method());
+  if (config.start_method != StartMethod::fork && config.initializer &&
+      config.initializer.target<TaskCall>() == nullptr) {
+    throw ValueError("under the " + std::string(to_string(config.start_method)) +
+                     " start method the initializer must be mproc::task_call(f, args...) of a "
+                     "registered task (a plain callable cannot be sent to the workers)");
+  }
   return config;
 }
 
@@ -33,8 +49,21 @@ Pool::~Pool() = default;  // the engine's destructor terminates and joins
 
 void Pool::close() { engine_->close(); }
 void Pool::terminate() { engine_->terminate(); }
+void Pool::terminate_workers() { engine_->terminate_workers(SIGTERM); }
+void Pool::kill_workers() { engine_->terminate_workers(SIGKILL); }
 void Pool::join() { engine_->join(); }
 int Pool::processes() const noexcept { return engine_->processes(); }
 std::vector<pid_t> Pool::worker_pids() const { return engine_->worker_pids(); }
 
+namespace detail {
+
+std::size_t map_chunksize(const std::optional<std::size_t>& chunksize,
+                          const std::optional<std::chrono::nanoseconds>& timeout, std::size_t items,
+                          std::size_t workers) {
+  std::size_t size = chunksize ? *chunksize : timeout ? 1 : default_chunksize(items, workers);
+  if (size == 0) throw ValueError("chunksize must be at least 1");
+  return size;
+}
+
+}  // namespace detail
 }  // namespace mproc

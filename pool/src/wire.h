@@ -1,8 +1,9 @@
 // The pool's internal messages. Task queue: chunks ('T', built by ChunkWriter in pool.h; 'B', the
 // batch form of task.h's BatchInvoker) and poison pills ('P'). Result queue: a chunk's results
 // ('R'; 'Q' for a 'B' chunk), and notices from the zygote and
-// the workers ('W' started, 'D' died, 'I' initializer failed) and from the pool itself ('S' stop
-// the collector). All little-endian; every read is bounds-checked (SerializationError).
+// the workers ('W' started, 'D' died, 'I' initializer failed, 'C' a cancelled chunk sent back)
+// and from the pool itself ('S' stop the collector, 'A' wake it). All little-endian; every read is
+// bounds-checked (SerializationError).
 #pragma once
 
 #include <sys/types.h>
@@ -26,6 +27,10 @@ inline constexpr char kWorkerStarted = 'W';
 inline constexpr char kWorkerDied = 'D';
 inline constexpr char kInitializerFailed = 'I';
 inline constexpr char kStopCollector = 'S';
+// Result queue: a chunk of a cancelled job, sent back unrun by a worker ('C' then the chunk
+// message); and the pool waking its collector to watch timed tasks ('A').
+inline constexpr char kBouncedChunk = 'C';
+inline constexpr char kWakeCollector = 'A';
 
 // Reads fixed-size fields and sized strings off a message, throwing on a short one.
 class WireReader {

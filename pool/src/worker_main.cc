@@ -1,10 +1,12 @@
 // A pool worker: take a chunk, run its calls, send the results, until a poison pill, the
 // maxtasksperchild limit or the end of the queue. Nothing escapes: every exception of a task is
 // captured into its result (run_call never throws), and the worker leaves with _exit.
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <deque>
 #include <utility>
 #include <vector>
@@ -108,6 +110,31 @@ bool run_packed_chunk(std::string_view message, std::string& results, LargeBytes
   }
   end_packed_results(results, errors);
   return true;
+}
+
+// Whether `message` is a chunk of a job that the pool is cancelling (Doorbells::cancelled_jobs).
+// The fence pairs with the pool's: it either sees this worker busy with the chunk (the claim's
+// stores come before) or this worker sees its mark.
+bool cancelled_chunk(const Doorbells& d, std::string_view message) noexcept {
+  if (message.size() < 13 || (message[0] != kChunkMessage && message[0] != kPackedChunk))
+    return false;
+  std::uint64_t job = 0;
+  std::memcpy(&job, message.data() + 1, 8);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  return job != 0 &&
+         d.cancelled_jobs[job % Doorbells::kCancelTableSize].load(std::memory_order_relaxed) == job;
+}
+
+// This process's resident memory in bytes (/proc/self/statm, opened once); 0 if unknown.
+std::size_t resident_bytes(int& statm) noexcept {
+  if (statm < 0) statm = ::open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+  char text[128];
+  ssize_t n = statm < 0 ? -1 : ::pread(statm, text, sizeof text - 1, 0);
+  if (n <= 0) return 0;
+  text[n] = '\0';
+  unsigned long size = 0, resident = 0;
+  if (std::sscanf(text, "%lu %lu", &size, &resident) != 2) return 0;
+  return static_cast<std::size_t>(resident) * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
 }
 
 }  // namespace
@@ -256,6 +283,16 @@ void PoolEngine::worker_main(std::uint32_t slot_index) {
     me.chunk.store(chunk, std::memory_order_relaxed);
     me.state.store(WorkerSlot::kBusy, std::memory_order_release);
   };
+  // max_memory_per_child: checked after each chunk, only when set.
+  int statm = -1;
+  auto over_memory = [&] {
+    if (config_.max_memory_per_child == 0) return false;
+    std::size_t resident = resident_bytes(statm);
+    if (resident <= config_.max_memory_per_child) return false;
+    get_logger()->debug("pool worker leaves: resident memory {} above max_memory_per_child {}",
+                        resident, config_.max_memory_per_child);
+    return true;
+  };
   bool have_role = false;
   for (;;) {
     try {
@@ -265,6 +302,18 @@ void PoolEngine::worker_main(std::uint32_t slot_index) {
       leave(2);
     }
     if (message.empty() || message[0] == kPoisonPill) leave(0);
+    if (cancelled_chunk(doorbells(), message)) {
+      // Not run: back to the collector, which drops it (or puts it back: see cancelled_jobs).
+      message.insert(message.begin(), kBouncedChunk);
+      try {
+        post_result(message);
+      } catch (const std::exception& e) {
+        get_logger()->error("pool worker cannot send back a cancelled chunk: {}", e.what());
+        leave(3);
+      }
+      me.state.store(WorkerSlot::kIdle, std::memory_order_release);
+      continue;
+    }
     try {
       if (message[0] == kPackedChunk) {
         // Free what the collector has read.
@@ -278,7 +327,7 @@ void PoolEngine::worker_main(std::uint32_t slot_index) {
         }
         post_result(results);
         me.state.store(WorkerSlot::kIdle, std::memory_order_release);
-        if (config_.maxtasksperchild > 0 && ++done >= config_.maxtasksperchild) {
+        if ((config_.maxtasksperchild > 0 && ++done >= config_.maxtasksperchild) || over_memory()) {
           me.state.store(WorkerSlot::kRetired, std::memory_order_release);
           leave(0);
         }
@@ -300,7 +349,7 @@ void PoolEngine::worker_main(std::uint32_t slot_index) {
       leave(3);
     }
     me.state.store(WorkerSlot::kIdle, std::memory_order_release);
-    if (config_.maxtasksperchild > 0 && ++done >= config_.maxtasksperchild) {
+    if ((config_.maxtasksperchild > 0 && ++done >= config_.maxtasksperchild) || over_memory()) {
       me.state.store(WorkerSlot::kRetired, std::memory_order_release);
       leave(0);
     }

@@ -1,7 +1,9 @@
-// The zygote: a single-threaded process forked by the pool before it starts any thread. It forks
-// the workers (so that no worker is ever forked from the pool's threaded process), reaps them, and
-// reports every start and death on the result queue, where the collector thread hears of it in
-// order with the results.
+// The zygote: a single-threaded process that forks the workers (so that no worker is ever forked
+// from the pool's threaded process), reaps them, and reports every start and death on the result
+// queue, where the collector thread hears of it in order with the results. Under the fork start
+// method the pool forks it before it starts any thread; under forkserver and spawn it is a process
+// of that method (a registered task, below) that attaches to the pool's queues and slots by name,
+// so the workers it forks are copies of a clean, never-threaded program.
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -16,6 +18,8 @@
 #include <vector>
 
 #include "mproc/log.h"
+#include "mproc/start_method.h"
+#include "mproc/task.h"
 
 #include "engine.h"
 #include "os_error.h"
@@ -41,7 +45,10 @@ void PoolEngine::zygote_main(int command_fd) {
   pid_t parent = ::getppid();
   after_fork_in_child();
   set_log_process_name("PoolZygote");
-  die_with_parent(parent);
+  // A zygote of the fork server is the server's child, not the pool's: it must not die with the
+  // server (restarted at will). It ends at the end of its command socket instead, which comes
+  // when the pool's process is gone.
+  if (config_.start_method != StartMethod::forkserver) die_with_parent(parent);
   ::signal(SIGINT, SIG_IGN);  // a terminal's Ctrl-C is for the program, not for the pool
   std::map<pid_t, Worker> workers;
   bool stopping = false;
@@ -115,4 +122,46 @@ void PoolEngine::zygote_main(int command_fd) {
   ::_exit(0);
 }
 
+PoolEngine::PoolEngine(const ZygoteStart& start)
+    : tasks_(ByteQueue::attach(start.tasks)),
+      results_(ByteQueue::attach(start.results)),
+      slots_(SharedSegment::attach(start.slots)),
+      creator_(start.creator) {
+  config_.processes = start.processes;
+  config_.maxtasksperchild = start.maxtasksperchild;
+  config_.max_memory_per_child = start.max_memory_per_child;
+  config_.start_method = static_cast<StartMethod>(start.start_method);
+  if (start.initializer) config_.initializer = *start.initializer;
+}
+
+// What a zygote started by spawn or the fork server runs.
+void run_pool_zygote(ZygoteStart& start) {
+  auto engine = std::make_shared<PoolEngine>(start);
+  engine->zygote_main(start.commands.release());
+}
+
+void PoolEngine::start_zygote_by_name(UniqueFd commands) {
+  ZygoteStart start;
+  start.tasks = tasks_.name();
+  start.results = results_.name();
+  start.slots = slots_.name();
+  start.processes = config_.processes;
+  start.maxtasksperchild = config_.maxtasksperchild;
+  start.max_memory_per_child = config_.max_memory_per_child;
+  start.creator = creator_;
+  start.start_method = static_cast<std::uint8_t>(config_.start_method);
+  if (config_.initializer) start.initializer = *config_.initializer.target<TaskCall>();
+  start.commands = Connection(commands.release());
+  // A daemon: the fork server ends it if this process dies before the command socket says so.
+  zygote_process_.emplace(
+      ProcessOptions{.name = "PoolZygote", .daemon = true, .start_method = config_.start_method},
+      run_pool_zygote, std::move(start));
+  zygote_process_->start();
+  zygote_ = zygote_process_->pid();
+  get_logger()->debug("pool zygote started by {}: pid {}", to_string(config_.start_method),
+                      zygote_);
+}
+
 }  // namespace mproc::detail
+
+MPROC_TASK(mproc::detail::run_pool_zygote);

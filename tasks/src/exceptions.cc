@@ -123,6 +123,7 @@ class ExceptionRegistry {
     add_with_message<ValueError>("mproc::ValueError");
     add_with_message<ProcessError>("mproc::ProcessError");
     add_with_message<TimeoutError>("mproc::TimeoutError");
+    add_with_message<CancelledError>("mproc::CancelledError");
     add_with_message<Empty>("mproc::Empty");
     add_with_message<Full>("mproc::Full");
     add_with_message<EOFError>("mproc::EOFError");

@@ -542,3 +542,16 @@ TEST(Fork, ThreadedParentWarnsOnce) {
   EXPECT_EQ(out.get(5s), 0);
   EXPECT_EQ(out.get(5s), 1);
 }
+
+// Without mproc::init in main, a spawned child (or a fork server) would run the program again:
+// starting one is refused, with the fix in the message.
+TEST(Spawn, ProgramWithoutInitIsRefusedClearly) {
+  auto run = mp::test::run_program(NO_INIT_PROGRAM, {}, 30s);
+  ASSERT_FALSE(run.timed_out);
+  EXPECT_EQ(run.exit_code, 0) << run.out << run.err;
+  auto lines = mp::test::lines_of(run.out);
+  ASSERT_EQ(lines.size(), 2u) << run.out;
+  EXPECT_TRUE(lines[0].starts_with("spawn: ")) << lines[0];
+  EXPECT_TRUE(lines[1].starts_with("forkserver: ")) << lines[1];
+  for (const auto& line : lines) EXPECT_NE(line.find("mproc::init(argc, argv)"), std::string::npos);
+}

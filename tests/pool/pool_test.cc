@@ -99,6 +99,12 @@ MPROC_TASK(pooltest::pid_after);
 int initialized_value = 0;
 int read_initialized() { return initialized_value; }
 MPROC_TASK(pooltest::read_initialized);
+// Initializers are registered tasks bound with task_call, so that the tests run under every
+// start method (a lambda can only be an initializer under fork).
+void set_initialized(int value) { initialized_value = value; }
+MPROC_TASK(pooltest::set_initialized);
+void fail_to_initialize() { throw std::runtime_error("no db"); }
+MPROC_TASK(pooltest::fail_to_initialize);
 
 void nothing() {}
 MPROC_TASK(pooltest::nothing);
@@ -620,13 +626,13 @@ TEST(Pool, MaxtasksperchildOneWithEarlyCloseDoesNotHang) {
 
 TEST(Pool, InitializerRunsInEveryWorkerReplacementsIncluded) {
   Pool pool(PoolOptions{.processes = 2,
-                        .initializer = [] { pooltest::initialized_value = 42; },
+                        .initializer = task_call(pooltest::set_initialized, 42),
                         .maxtasksperchild = 1});
   for (int i = 0; i < 6; ++i) EXPECT_EQ(pool.apply(pooltest::read_initialized), 42);
 }
 
 TEST(Pool, AThrowingInitializerBreaksThePoolWithoutHanging) {
-  Pool pool(PoolOptions{.processes = 2, .initializer = [] { throw std::runtime_error("no db"); }});
+  Pool pool(PoolOptions{.processes = 2, .initializer = task_call(pooltest::fail_to_initialize)});
   auto r = pool.apply_async(square, 2);
   try {
     (void)r.get(10s);
@@ -644,8 +650,7 @@ TEST(Pool, AFailingInitializerIsLoggedAtCriticalLevel) {
   ASSERT_EQ(::pipe(fds), 0);
   auto run = test::fork_and_wait([&] {
     ::dup2(fds[1], 2);
-    Pool pool(
-        PoolOptions{.processes = 1, .initializer = [] { throw std::runtime_error("no db"); }});
+    Pool pool(PoolOptions{.processes = 1, .initializer = task_call(pooltest::fail_to_initialize)});
     try {
       (void)pool.apply(square, 1);
     } catch (const ProcessError&) {
@@ -694,9 +699,10 @@ void forbid_reading_other_processes() {
       ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program) != 0)
     throw std::runtime_error("cannot install the seccomp filter");
 }
+MPROC_TASK(forbid_reading_other_processes);
 
 TEST(Pool, WorkersThatMayNotReadTheParentGetLargeChunksInline) {
-  Pool pool(PoolOptions{.processes = 2, .initializer = forbid_reading_other_processes});
+  Pool pool(PoolOptions{.processes = 2, .initializer = task_call(forbid_reading_other_processes)});
   auto cubes = pool.map(pooltest::cube, std::views::iota(std::int64_t{0}, std::int64_t{200'000}));
   ASSERT_EQ(cubes.size(), 200'000u);
   for (std::int64_t i = 0; i < 200'000; i += 997) EXPECT_EQ(cubes[i], i * i * i) << i;
@@ -859,7 +865,7 @@ TEST(Pool, FiftySubmissionsThenCloseAndJoinKeepEveryResult) {
 
 // test_initializer: the initializer runs in each worker before any task.
 TEST(Pool, TheInitializerRunsBeforeAnyTask) {
-  Pool pool(PoolOptions{.processes = 3, .initializer = [] { pooltest::initialized_value = 7; }});
+  Pool pool(PoolOptions{.processes = 3, .initializer = task_call(pooltest::set_initialized, 7)});
   auto values =
       pool.starmap(pooltest::read_initialized, std::vector<std::tuple<>>(30), {.chunksize = 1});
   EXPECT_EQ(values, std::vector<int>(30, 7));
@@ -1002,7 +1008,8 @@ TEST(Pool, WhenNoWorkerCanBeStartedThePoolBreaksWithAClearError) {
         }
         rlimit limit{static_cast<rlim_t>(running + 2), static_cast<rlim_t>(running + 2)};
         if (::setrlimit(RLIMIT_NPROC, &limit) != 0) return 3;
-        Pool pool(2);
+        // Forked: the limit is this process's, which a fork server's zygote would not share.
+        Pool pool(PoolOptions{.processes = 2, .start_method = StartMethod::fork});
         try {
           (void)pool.apply_async(square, 2).get(10s);
           return 4;

@@ -2,6 +2,7 @@
 // program must still exit 0 without output on stderr (its destructor runs at exit).
 #include <cstdio>
 
+#include "mproc/init.h"
 #include "mproc/pool.h"
 
 int square(int x) { return x * x; }
@@ -12,7 +13,8 @@ mproc::Pool& pool() {
   return instance;
 }
 
-int main() {
+int main(int argc, char** argv) {
+  mproc::init(argc, argv);  // under spawn and forkserver the zygote starts here
   std::printf("%d\n", pool().apply(square, 7));
   return 0;
 }

@@ -416,3 +416,34 @@ TEST(Task, ExecedProgramRunsACallByName) {
 
 }  // namespace
 }  // namespace mproc
+
+namespace mproc {
+namespace {
+
+using namespace tasks_test;
+
+// mproc::task_call: a registered call bound to its arguments, run later (a Pool initializer
+// under spawn and forkserver).
+TEST(TaskCall, BindsNowRunsLaterAndTravels) {
+  void_calls = 0;
+  TaskCall call = task_call(bump, 5);
+  EXPECT_EQ(call.name(), "bump");
+  EXPECT_EQ(void_calls, 0);
+  call();
+  EXPECT_EQ(void_calls, 5);
+  auto copy = decode<TaskCall>(encode(call));
+  copy();
+  EXPECT_EQ(void_calls, 10);
+  std::function<void()> held = call;  // what PoolOptions::initializer stores
+  ASSERT_NE(held.target<TaskCall>(), nullptr);
+  EXPECT_EQ(held.target<TaskCall>()->name(), "bump");
+}
+
+TEST(TaskCall, UnregisteredCallableIsRefused) {
+  EXPECT_THROW((void)task_call(
+                   +[](int) {}, 1),
+               NotRegisteredError);
+}
+
+}  // namespace
+}  // namespace mproc

@@ -36,6 +36,13 @@ class TimeoutError : public Error {
   using Error::Error;
 };
 
+// Python `concurrent.futures.CancelledError`: `get()` of a pool result that was cancelled
+// (`AsyncResult::cancel()`, or a queued task dropped by `Pool::terminate_workers()`).
+class CancelledError : public Error {
+ public:
+  using Error::Error;
+};
+
 // Python `queue.Empty` / `queue.Full`: a non-blocking or timed `get` / `put` found nothing / no
 // room.
 class Empty : public Error {

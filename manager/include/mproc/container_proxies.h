@@ -23,10 +23,12 @@
 // `proxy[key]` is an item reference: assigning to it sets the item (`d[k] = v`), reading it
 // (conversion to the value type, `get()`, `<<`) gets it; each is one request.
 //
-// Python differences: `del d[k]` is `d.del(k)`; slices are `l.slice(start, stop, step)` and
-// `l.del_slice(...)`; `len(x)` is `x.size()`; `d.get(k)` returns std::optional; `copy()`, `+`,
-// `*`, `|` return plain values (std::vector<T>, or an Object dict for a dict) as Python returns
-// plain lists and dicts, while `+=`, `*=`, `|=` change the server's object and return the proxy.
+// Python differences: `del d[k]` is `d.del(k)`; slices are `l.slice(start, stop, step)`,
+// `l.set_slice(start, stop, items)` and `l.del_slice(...)` (each one atomic request; nullopt is
+// an omitted bound), `a.get_slice(...)`/`a.set_slice(...)` for an Array; `len(x)` is `x.size()`;
+// `d.get(k)` returns std::optional; `copy()`, `+`, `*`, `|` and `fromkeys` return plain values
+// (std::vector<T>, or an Object dict for a dict) as Python returns plain lists and dicts, while
+// `+=`, `*=`, `|=` change the server's object and return the proxy.
 //
 // Errors: those of the server objects (KeyError, IndexError, ValueError, TypeError,
 // AttributeError, and mproc::Error for a dict or set whose size changed during an iteration,
@@ -279,6 +281,18 @@ class DictProxy : public BaseProxy {
                                 std::optional<Object>(detail::to_object(default_value)))
         .template to<V>();
   }
+  // Python's `dict.fromkeys(keys, value)`: a plain dict (an Object, as copy() and `|` give)
+  // mapping each of `keys` to `value` (None by default). Like Python's classmethod it does not
+  // look at this dict, so it is static (`d.fromkeys(...)` and `DictProxy<>::fromkeys(...)` both
+  // work) and makes no request. TypeError for an unhashable key.
+  template <class Keys>
+  [[nodiscard]] static Object fromkeys(const Keys& keys) {
+    return fromkeys_object(keys, Object());
+  }
+  template <class Keys>
+  [[nodiscard]] static Object fromkeys(const Keys& keys, const V& value) {
+    return fromkeys_object(keys, detail::to_object(value));
+  }
   // Removes and returns the last inserted item (LIFO); KeyError when empty.
   std::pair<K, V> popitem() const {
     return call_member<&M::popitem>("popitem").template to<std::pair<K, V>>();
@@ -342,6 +356,14 @@ class DictProxy : public BaseProxy {
   [[nodiscard]] std::optional<Object> iter_key_(std::int64_t pos, std::int64_t expected) const {
     return call_member<&M::iter_key>("iter_key", pos, expected);
   }
+
+ private:
+  template <class Keys>
+  static Object fromkeys_object(const Keys& keys, const Object& value) {
+    Dict d;
+    for (const auto& k : keys) d.set(detail::to_object(static_cast<const K&>(k)), value);
+    return Object(std::move(d));
+  }
 };
 
 // ---- ListProxy ---------------------------------------------------------------------------------
@@ -375,6 +397,20 @@ class ListProxy : public BaseProxy {
                                      std::optional<std::int64_t> stop,
                                      std::optional<std::int64_t> step = std::nullopt) const {
     return detail::vector_of<T>(call_member<&M::getslice>("getslice", start, stop, step));
+  }
+  // `l[start:stop] = items` (a range, a list Object or another list proxy): one atomic request;
+  // the slice may grow or shrink the list, as in Python.
+  template <class Items>
+  void set_slice(std::optional<std::int64_t> start, std::optional<std::int64_t> stop,
+                 const Items& items) const {
+    set_slice(start, stop, std::nullopt, items);
+  }
+  // `l[start:stop:step] = items`: an extended slice (step other than 1) needs exactly as many
+  // items as it selects: ValueError otherwise, and the list is unchanged.
+  template <class Items>
+  void set_slice(std::optional<std::int64_t> start, std::optional<std::int64_t> stop,
+                 std::optional<std::int64_t> step, const Items& items) const {
+    call_member<&M::setslice>("setslice", start, stop, step, detail::items_object(items));
   }
   // `del l[start:stop:step]`.
   void del_slice(std::optional<std::int64_t> start, std::optional<std::int64_t> stop,
@@ -545,6 +581,25 @@ class ArrayProxy : public BaseProxy {
   // TypeError for a value of another kind than the array's (an int into a float array is fine).
   void set(std::int64_t i, const T& value) const {
     call_member<&M::setitem>("setitem", i, detail::to_object(value));
+  }
+  // `a[start:stop:step]`, a plain vector (Python's slice rules; ValueError for step 0).
+  [[nodiscard]] std::vector<T> get_slice(std::optional<std::int64_t> start,
+                                         std::optional<std::int64_t> stop,
+                                         std::optional<std::int64_t> step = std::nullopt) const {
+    return detail::vector_of<T>(call_member<&M::getslice>("getslice", start, stop, step));
+  }
+  // `a[start:stop] = items` / `a[start:stop:step] = items`, one atomic request. An array keeps
+  // its length: `items` must have as many items as the slice selects (ValueError otherwise), of
+  // the array's kind (TypeError); on an error the array is unchanged.
+  template <class Items>
+  void set_slice(std::optional<std::int64_t> start, std::optional<std::int64_t> stop,
+                 const Items& items) const {
+    set_slice(start, stop, std::nullopt, items);
+  }
+  template <class Items>
+  void set_slice(std::optional<std::int64_t> start, std::optional<std::int64_t> stop,
+                 std::optional<std::int64_t> step, const Items& items) const {
+    call_member<&M::setslice>("setslice", start, stop, step, detail::items_object(items));
   }
   [[nodiscard]] std::size_t size() const { return static_cast<std::size_t>(len_()); }
   [[nodiscard]] std::vector<T> tolist() const {

@@ -96,6 +96,11 @@ class List {
   Object getslice(std::optional<std::int64_t> start, std::optional<std::int64_t> stop,
                   std::optional<std::int64_t> step) const;
   void setitem(std::int64_t i, Object value);
+  // `l[start:stop:step] = items` (a list, a tuple or a dict's keys) in one step. Without a step
+  // (or step 1) the slice may change length, as Python's; an extended slice needs exactly as
+  // many items as it selects (ValueError otherwise, the list unchanged).
+  void setslice(std::optional<std::int64_t> start, std::optional<std::int64_t> stop,
+                std::optional<std::int64_t> step, const Object& items);
   void delitem(std::int64_t i);
   // `del l[start:stop:step]`.
   void delslice(std::optional<std::int64_t> start, std::optional<std::int64_t> stop,
@@ -164,6 +169,14 @@ class Array {
 
   Object getitem(std::int64_t i) const;
   void setitem(std::int64_t i, Object value);
+  // `a[start:stop:step]` as a list (Python's slice rules; ValueError for a zero step).
+  Object getslice(std::optional<std::int64_t> start, std::optional<std::int64_t> stop,
+                  std::optional<std::int64_t> step) const;
+  // `a[start:stop:step] = items` in one step. The array keeps its length, as a
+  // multiprocessing.Array does: `items` must have as many items as the slice selects
+  // (ValueError otherwise), each of the array's kind (TypeError); on an error nothing changes.
+  void setslice(std::optional<std::int64_t> start, std::optional<std::int64_t> stop,
+                std::optional<std::int64_t> step, const Object& items);
   std::int64_t len() const;
   Object tolist() const;
   std::optional<Object> iter_item(std::int64_t i) const;

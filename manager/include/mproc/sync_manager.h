@@ -12,10 +12,10 @@
 //   mproc::Process p([=] { d["2"] = 2; q.put(5); });   // proxies work in children
 //
 // `SyncManager` is the same before start(): register your own types on it too, then start().
-// The member names are Python's (`dict`, `list`, `set`, `Value`, `Queue`, `Lock`...), returning the
-// proxies of container_proxies.h, sync_proxies.h and queue_proxy.h. Typed proxies
-// (`dict<std::string, int>()`) convert on the calling side; the server stores Objects
-// (object.h), so differently typed proxies may share one object.
+// The member names are Python's (`dict`, `list`, `set`, `Value`, `Queue`, `Lock`, `Pool`...),
+// returning the proxies of container_proxies.h, sync_proxies.h, queue_proxy.h and pool_proxy.h.
+// Typed proxies (`dict<std::string, int>()`) convert on the calling side; the server stores
+// Objects (object.h), so differently typed proxies may share one object.
 #pragma once
 
 #include <cstdint>
@@ -27,6 +27,7 @@
 #include "mproc/container_proxies.h"
 #include "mproc/manager.h"
 #include "mproc/object.h"
+#include "mproc/pool_proxy.h"
 #include "mproc/queue_proxy.h"
 #include "mproc/sync_proxies.h"
 
@@ -105,6 +106,13 @@ class SyncManager : public BaseManager {
   ConditionProxy Condition() { return create<ConditionProxy>("Condition"); }
   BarrierProxy Barrier(std::int64_t parties, std::optional<double> timeout = std::nullopt) {
     return create<BarrierProxy>("Barrier", parties, timeout);
+  }
+
+  // ---- a process pool in the server (Python's `manager.Pool(processes, ...,
+  // maxtasksperchild)`; pool_proxy.h). nullopt: cpu_count() workers, no task limit.
+  PoolProxy Pool(std::optional<std::int64_t> processes = std::nullopt,
+                 std::optional<std::int64_t> maxtasksperchild = std::nullopt) {
+    return create<PoolProxy>("Pool", processes, maxtasksperchild);
   }
 };
 

@@ -8,6 +8,13 @@
 //   r.wait(100ms);                     // false while it runs
 //   int v = r.get();                   // 49, or the task's exception rethrown
 //
+// and, as concurrent.futures does with futures, ways to wait on several results and to cancel:
+//
+//   auto [done, not_done] = mproc::wait(results, {.return_when = mproc::FIRST_COMPLETED});
+//   for (auto& r : mproc::as_completed(results, 10s)) use(r.get());
+//   r.cancel();                        // a queued task never runs; get() throws CancelledError
+//   r.add_done_callback([](mproc::AsyncResult<int> r) { ... });
+//
 // Thread safety: every member may be called from several threads. Fork safety: results belong
 // to the process that submitted the work; a forked child must not wait on them. Lifetime: a
 // result is a handle on state shared with the pool; it stays valid after the pool is gone (a
@@ -30,6 +37,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <ranges>
 #include <span>
 #include <string>
 #include <string_view>
@@ -116,12 +124,38 @@ struct PackedResults {
   std::vector<std::pair<std::uint32_t, std::string_view>> errors;
 };
 
+// What a job's result asks of the pool that runs it (implemented by the pool's engine): cancel
+// the job (see AsyncResult::cancel). Returns whether the job is cancelled now.
+class JobControl {
+ public:
+  virtual ~JobControl() = default;
+  virtual bool cancel_job(std::uint64_t job, bool interrupt) = 0;
+};
+
+// Wakes the waiters of mproc::wait and mproc::as_completed when one of their results is ready.
+struct DoneSignal {
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::uint64_t generation = 0;  // bumped on every notify
+  void notify() {
+    {
+      std::scoped_lock lock(mutex);
+      ++generation;
+    }
+    cv.notify_all();
+  }
+};
+
 // What the pool's collector thread feeds: the results of one chunk of a job, or its failure
-// (a lost worker, a terminated pool, an input range that threw). Each chunk is delivered or
-// failed exactly once.
+// (a lost worker, a terminated pool, an input range that threw, a timeout, a cancel). Each chunk
+// is delivered or failed exactly once.
 class Job {
  public:
   virtual ~Job() = default;
+  // Called once by the pool when the job is opened: who can cancel it, and its number there.
+  virtual void attach(std::weak_ptr<JobControl> /*control*/, std::uint64_t /*id*/) {}
+  // Called by the pool just before it fails the job's chunks with CancelledError.
+  virtual void mark_cancelled() {}
   virtual void deliver(std::uint32_t chunk, std::span<const ItemResult> items) = 0;
   // The batch form; by default taken item by item (a raw value decodes as itself).
   virtual void deliver_packed(std::uint32_t chunk, const PackedResults& results) {
@@ -200,6 +234,63 @@ class ResultState : public Job {
   ResultState(OnSuccess callback, OnError error_callback)
       : callback_(std::move(callback)), error_callback_(std::move(error_callback)) {}
 
+  void attach(std::weak_ptr<JobControl> control, std::uint64_t id) override {
+    std::scoped_lock lock(mutex_);
+    control_ = std::move(control);
+    job_id_ = id;
+  }
+  void mark_cancelled() override {
+    std::scoped_lock lock(mutex_);
+    if (!ready_) cancelled_ = true;
+  }
+
+  // AsyncResult::cancel: true when cancelled (now or before), false when done or running (and
+  // not `interrupt`) or when no pool can cancel it.
+  bool cancel(bool interrupt) {
+    std::weak_ptr<JobControl> control;
+    std::uint64_t id = 0;
+    {
+      std::scoped_lock lock(mutex_);
+      if (cancelled_) return true;
+      if (ready_) return false;
+      control = control_;
+      id = job_id_;
+    }
+    auto pool = control.lock();
+    return pool && pool->cancel_job(id, interrupt);
+  }
+  bool cancelled() {
+    std::scoped_lock lock(mutex_);
+    return cancelled_ && ready_;
+  }
+  // Finished with an exception that is not a cancel.
+  bool failed() {
+    std::scoped_lock lock(mutex_);
+    return ready_ && error_ && !cancelled_;
+  }
+
+  // Runs `fn` once the result is ready: at once, in this thread, if it is; otherwise in the
+  // thread that completes it (the collector, or a cancelling thread).
+  void add_done_callback(std::function<void()> fn) {
+    {
+      std::scoped_lock lock(mutex_);
+      if (!ready_) {
+        done_callbacks_.push_back(std::move(fn));
+        return;
+      }
+    }
+    run_callback(fn);
+  }
+  // Notifies `signal` once the result is ready; returns whether it is already (then nothing is
+  // kept).
+  bool add_done_signal(const std::shared_ptr<DoneSignal>& signal) {
+    std::scoped_lock lock(mutex_);
+    if (ready_) return true;
+    std::erase_if(signals_, [](const std::weak_ptr<DoneSignal>& s) { return s.expired(); });
+    signals_.push_back(signal);
+    return false;
+  }
+
   // One chunk, one item: apply/apply_async.
   void deliver(std::uint32_t, std::span<const ItemResult> items) override {
     if (items.size() != 1) {
@@ -220,19 +311,23 @@ class ResultState : public Job {
   }
 
   void fail(std::uint32_t, std::exception_ptr error) override {
+    Waiters waiters;
     {
       std::scoped_lock lock(mutex_);
       if (ready_) return;
       error_ = error;
       ready_ = true;
       ready_seen_.store(true, std::memory_order_release);
+      waiters.take(*this);
     }
     cv_.notify_all();
     run_callback(error_callback_, error);
+    waiters.run();
   }
 
   template <class... V>
   void set_value(V&&... v) {
+    Waiters waiters;
     {
       std::scoped_lock lock(mutex_);
       if (ready_) return;
@@ -243,6 +338,7 @@ class ResultState : public Job {
       }
       ready_ = true;
       ready_seen_.store(true, std::memory_order_release);
+      waiters.take(*this);
     }
     cv_.notify_all();
     if constexpr (std::is_void_v<R>) {
@@ -250,6 +346,7 @@ class ResultState : public Job {
     } else if (callback_) {
       run_callback(callback_, *slot_.value);  // set once; no writer after ready_ but take()
     }
+    waiters.run();
   }
 
   bool wait(const Deadline& deadline) {
@@ -293,6 +390,21 @@ class ResultState : public Job {
   }
 
  private:
+  // What is told once the result is ready (taken under mutex_, run after it).
+  struct Waiters {
+    std::vector<std::function<void()>> callbacks;
+    std::vector<std::weak_ptr<DoneSignal>> signals;
+    void take(ResultState& state) {
+      if (!state.done_callbacks_.empty()) callbacks.swap(state.done_callbacks_);
+      if (!state.signals_.empty()) signals.swap(state.signals_);
+    }
+    void run() {
+      for (auto& fn : callbacks) run_callback(fn);
+      for (auto& s : signals)
+        if (auto signal = s.lock()) signal->notify();
+    }
+  };
+
   std::mutex mutex_;
   std::condition_variable cv_;
   bool ready_ = false;
@@ -301,6 +413,11 @@ class ResultState : public Job {
   std::exception_ptr error_;
   OnSuccess callback_;
   OnError error_callback_;
+  bool cancelled_ = false;
+  std::weak_ptr<JobControl> control_;
+  std::uint64_t job_id_ = 0;
+  std::vector<std::function<void()>> done_callbacks_;
+  std::vector<std::weak_ptr<DoneSignal>> signals_;
 };
 
 // map/map_async/starmap: every chunk must come back; the result is the list in input order, or
@@ -326,6 +443,11 @@ class MapState : public Job {
 
   // Keeps `what` (the arguments the workers read) alive as long as this job.
   void keep_alive(std::shared_ptr<void> what) { kept_ = std::move(what); }
+
+  void attach(std::weak_ptr<JobControl> control, std::uint64_t id) override {
+    result_.attach(std::move(control), id);
+  }
+  void mark_cancelled() override { result_.mark_cancelled(); }
 
   void deliver(std::uint32_t chunk, std::span<const ItemResult> items) override {
     std::size_t first = chunk_starts_.at(chunk);
@@ -553,18 +675,34 @@ class IMapState : public Job {
 
 }  // namespace detail
 
-// The result of `apply_async` (and, with R = std::vector<T>, of `map_async`/`starmap_async`).
+// AsyncResult::cancel's options.
+struct CancelOptions {
+  // Also stop the task if a worker already runs it, by killing that worker (SIGKILL, or SIGTERM
+  // first when the task was submitted with a kill_grace); the worker is replaced. Without it,
+  // as concurrent.futures' cancel, only a task that has not started can be cancelled.
+  bool interrupt = false;
+};
+
+// The result of `apply_async` (and, with R = std::vector<T>, of `map_async`/`starmap_async`):
+// Python's AsyncResult, with concurrent.futures' cancel(), cancelled() and add_done_callback().
+// A copy is another handle on the same result.
 template <class R>
 class [[nodiscard]] AsyncResult {
  public:
+  using value_type = R;
+
   explicit AsyncResult(std::shared_ptr<detail::ResultState<R>> state) : state_(std::move(state)) {}
 
   // Waits for the result and returns it (a copy; `get` may be called again), or rethrows the
   // task's exception: a standard or registered exception type as itself, anything else as
   // RemoteError; WorkerLostError when the worker running it died; ProcessError when the pool was
-  // terminated first. Woken by the pool's collector thread when the result arrives.
+  // terminated first; TimeoutError when the task ran past its own timeout (`{.timeout = ...}` of
+  // apply_async, `{.task_timeout = ...}` of map: the task was stopped, its message says so);
+  // CancelledError when it was cancelled. Woken by the pool's collector thread when the result
+  // arrives.
   R get() { return get(Deadline::never()); }
-  // As get(), but throws TimeoutError when `deadline` passes first (the task keeps running).
+  // As get(), but throws TimeoutError when `deadline` passes first. Unlike a task's own timeout,
+  // this only stops the waiting: the task keeps running and its result can be got later.
   R get(const Deadline& deadline) {
     if (!state_->wait(deadline)) throw TimeoutError("the result did not arrive before the timeout");
     if constexpr (std::is_void_v<R>) {
@@ -588,8 +726,36 @@ class [[nodiscard]] AsyncResult {
   }
 
   [[nodiscard]] bool ready() const { return state_->ready(); }
+  // concurrent.futures' done(): ready() (finished, failed or cancelled).
+  [[nodiscard]] bool done() const { return state_->ready(); }
   // Whether the task returned without throwing. ValueError while not ready (as Python's).
   [[nodiscard]] bool successful() const { return state_->successful(); }
+
+  // concurrent.futures' cancel(): a task still queued is dropped (no worker runs it) and the
+  // result fails with CancelledError at once; returns true. A task that a worker runs already is
+  // left alone (false), unless `{.interrupt = true}`: then its worker is killed (and replaced)
+  // and the result is cancelled all the same. False once the result is ready (unless it was
+  // cancelled: true again). For a map_async result, every chunk counts: it is cancelled only if
+  // none has started (or with interrupt). Runs add_done_callback's callbacks in this thread.
+  // Cancelled tasks are remembered in a table of 4096 entries by job number: a queued task
+  // whose entry a later cancel reused may still run, but its result is dropped.
+  bool cancel(CancelOptions options = {}) { return state_->cancel(options.interrupt); }
+  // Whether cancel() (or Pool::terminate_workers) cancelled it.
+  [[nodiscard]] bool cancelled() const { return state_->cancelled(); }
+
+  // concurrent.futures' add_done_callback(fn): calls fn(result) once the result is ready (done,
+  // failed or cancelled): at once, in this thread, if it is; otherwise in the thread that makes
+  // it ready (the pool's collector thread, or the one calling cancel). What fn throws is logged
+  // and ignored. Callbacks run in the order they were added.
+  void add_done_callback(std::function<void(AsyncResult<R>)> fn) {
+    std::weak_ptr<detail::ResultState<R>> weak = state_;
+    state_->add_done_callback([weak, fn = std::move(fn)] {
+      if (auto state = weak.lock()) fn(AsyncResult<R>(std::move(state)));
+    });
+  }
+
+  // Internal: for mproc::wait and mproc::as_completed.
+  [[nodiscard]] detail::ResultState<R>& detail_state() const { return *state_; }
 
  private:
   friend class Pool;
@@ -658,5 +824,180 @@ class [[nodiscard]] IMapIterator {
   std::shared_ptr<detail::IMapState<R>> state_;
   std::function<void()> on_consumed_;
 };
+
+// ---- waiting on several results (concurrent.futures.wait and as_completed) ----
+
+// When mproc::wait returns: concurrent.futures' FIRST_COMPLETED (one result is ready),
+// FIRST_EXCEPTION (one failed, cancels not counted; or all are ready) and ALL_COMPLETED.
+enum class ReturnWhen { kFirstCompleted, kFirstException, kAllCompleted };
+inline constexpr ReturnWhen FIRST_COMPLETED = ReturnWhen::kFirstCompleted;
+inline constexpr ReturnWhen FIRST_EXCEPTION = ReturnWhen::kFirstException;
+inline constexpr ReturnWhen ALL_COMPLETED = ReturnWhen::kAllCompleted;
+
+struct WaitOptions {
+  ReturnWhen return_when = ReturnWhen::kAllCompleted;
+  // Unset: wait for ever. When it passes, wait returns what is done by then (no exception).
+  std::optional<std::chrono::nanoseconds> timeout{};
+};
+
+// concurrent.futures' DoneAndNotDoneFutures: handles on the results, in the order given.
+template <class R>
+struct DoneAndNotDone {
+  std::vector<AsyncResult<R>> done;
+  std::vector<AsyncResult<R>> not_done;
+};
+
+namespace detail {
+template <class T>
+struct IsAsyncResult : std::false_type {};
+template <class R>
+struct IsAsyncResult<AsyncResult<R>> : std::true_type {};
+template <class Range>
+concept AsyncResultRange = std::ranges::input_range<Range> &&
+    IsAsyncResult<std::remove_cvref_t<std::ranges::range_value_t<Range>>>::value;
+template <class Range>
+using ResultValue = typename std::remove_cvref_t<std::ranges::range_value_t<Range>>::value_type;
+}  // namespace detail
+
+// concurrent.futures.wait(fs, timeout, return_when) over pool results (any range of
+// AsyncResult<R>, e.g. a std::vector): blocks until `return_when` holds or the timeout passes,
+// then returns the results split into done and not done. Woken by the threads that complete the
+// results (no polling). An empty range returns at once. This overloads mproc::wait of
+// mproc/wait.h (file descriptors) and connection.h (connections): the argument type picks.
+//
+//   auto [done, not_done] = mproc::wait(results, {.return_when = mproc::FIRST_COMPLETED});
+//
+// Thread safety: several threads may wait on the same results.
+template <detail::AsyncResultRange Results>
+DoneAndNotDone<detail::ResultValue<Results>> wait(const Results& results,
+                                                  WaitOptions options = {}) {
+  using R = detail::ResultValue<Results>;
+  std::vector<AsyncResult<R>> all(std::ranges::begin(results), std::ranges::end(results));
+  const Deadline deadline = options.timeout ? Deadline::after(*options.timeout) : Deadline::never();
+  auto signal = std::make_shared<detail::DoneSignal>();
+  for (auto& r : all) (void)r.detail_state().add_done_signal(signal);
+  auto satisfied = [&] {
+    std::size_t done = 0;
+    bool failed = false;
+    for (auto& r : all) {
+      if (!r.done()) continue;
+      ++done;
+      failed = failed || r.detail_state().failed();
+    }
+    return done == all.size() || (options.return_when == ReturnWhen::kFirstCompleted && done > 0) ||
+           (options.return_when == ReturnWhen::kFirstException && failed);
+  };
+  std::unique_lock lock(signal->mutex);
+  for (;;) {
+    const std::uint64_t seen = signal->generation;
+    lock.unlock();
+    if (satisfied()) break;
+    lock.lock();
+    auto changed = [&] { return signal->generation != seen; };
+    if (deadline.is_never()) {
+      signal->cv.wait(lock, changed);
+    } else if (!signal->cv.wait_until(lock, deadline.when(), changed)) {
+      lock.unlock();
+      break;
+    }
+  }
+  DoneAndNotDone<R> split;
+  for (auto& r : all) (r.done() ? split.done : split.not_done).push_back(r);
+  return split;
+}
+
+// What mproc::as_completed returns: the results one by one as they become ready (those ready
+// already first, in the order given), as concurrent.futures.as_completed yields futures.
+//
+//   for (auto& r : mproc::as_completed(results, 10s)) use(r.get());
+//
+// next() (and the iterator's increment) throws TimeoutError when the deadline, counted from the
+// call to as_completed, passes while results are still pending. Woken by the threads that
+// complete the results. Thread safety: one consumer at a time.
+template <class R>
+class [[nodiscard]] AsCompleted {
+ public:
+  AsCompleted(std::vector<AsyncResult<R>> results, const Deadline& deadline)
+      : signal_(std::make_shared<detail::DoneSignal>()),
+        pending_(std::move(results)),
+        total_(pending_.size()),
+        deadline_(deadline) {
+    for (auto& r : pending_) (void)r.detail_state().add_done_signal(signal_);
+  }
+
+  // The next ready result; nullopt once all were handed out.
+  std::optional<AsyncResult<R>> next() {
+    std::unique_lock lock(signal_->mutex);
+    for (;;) {
+      const std::uint64_t seen = signal_->generation;
+      lock.unlock();
+      if (ready_.empty()) {
+        auto first_pending = std::stable_partition(
+            pending_.begin(), pending_.end(), [](const AsyncResult<R>& r) { return r.done(); });
+        ready_.insert(ready_.end(), pending_.begin(), first_pending);
+        pending_.erase(pending_.begin(), first_pending);
+      }
+      if (!ready_.empty()) {
+        AsyncResult<R> r = std::move(ready_.front());
+        ready_.pop_front();
+        return r;
+      }
+      if (pending_.empty()) return std::nullopt;
+      lock.lock();
+      auto changed = [&] { return signal_->generation != seen; };
+      if (deadline_.is_never()) {
+        signal_->cv.wait(lock, changed);
+      } else if (!signal_->cv.wait_until(lock, deadline_.when(), changed)) {
+        throw TimeoutError(std::to_string(pending_.size()) + " (of " + std::to_string(total_) +
+                           ") results unfinished before the timeout");
+      }
+    }
+  }
+
+  class iterator {
+   public:
+    using value_type = AsyncResult<R>;
+    using difference_type = std::ptrdiff_t;
+    iterator() = default;
+    explicit iterator(AsCompleted* owner) : owner_(owner) { current_ = owner_->next(); }
+    AsyncResult<R>& operator*() const { return *current_; }
+    iterator& operator++() {
+      current_.reset();
+      current_ = owner_->next();
+      return *this;
+    }
+    void operator++(int) { ++*this; }
+    bool operator==(std::default_sentinel_t) const { return !current_; }
+
+   private:
+    AsCompleted* owner_ = nullptr;
+    mutable std::optional<AsyncResult<R>> current_;
+  };
+
+  iterator begin() { return iterator(this); }
+  std::default_sentinel_t end() { return {}; }
+
+ private:
+  std::shared_ptr<detail::DoneSignal> signal_;
+  std::vector<AsyncResult<R>> pending_;
+  std::deque<AsyncResult<R>> ready_;
+  std::size_t total_;
+  Deadline deadline_;
+};
+
+// concurrent.futures.as_completed(fs, timeout) over pool results (any range of AsyncResult<R>).
+template <detail::AsyncResultRange Results>
+AsCompleted<detail::ResultValue<Results>> as_completed(
+    const Results& results, const Deadline& deadline = Deadline::never()) {
+  using R = detail::ResultValue<Results>;
+  return AsCompleted<R>(
+      std::vector<AsyncResult<R>>(std::ranges::begin(results), std::ranges::end(results)),
+      deadline);
+}
+template <detail::AsyncResultRange Results, class Rep, class Period>
+AsCompleted<detail::ResultValue<Results>> as_completed(const Results& results,
+                                                       std::chrono::duration<Rep, Period> timeout) {
+  return as_completed(results, Deadline::after(timeout));
+}
 
 }  // namespace mproc

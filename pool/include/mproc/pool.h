@@ -26,6 +26,24 @@
 // and the signal or exit code; a replacement worker starts, and every other task completes.
 // Python's Pool hangs for ever in that case; ProcessPoolExecutor breaks the whole pool.
 //
+// Timeouts. A task may have its own time limit: `apply_async(fn, args..., TaskOptions{.timeout
+// = 2s})`, `map(fn, xs, {.task_timeout = 2s})` (also map_async, starmap, imap, imap_unordered).
+// The limit counts from when a worker takes the task (not from submission; a look every few
+// milliseconds, at most a twentieth of the timeout, notices it, so a task may overrun by that
+// much). A task that runs longer is stopped by killing its worker (SIGKILL, or SIGTERM first
+// and SIGKILL `kill_grace` later), fails with TimeoutError naming the task and the limit, and
+// the worker is replaced; every other task goes on. That is not the TimeoutError of
+// `AsyncResult::get(timeout)`, which only stops waiting and leaves the task running. For map and
+// imap the limit applies to each chunk of `chunksize` calls (with a timeout the chunksize is 1
+// unless given): a chunk that runs too long fails all its calls. Without a timeout nothing of
+// this costs anything (no timer, no extra system call per task).
+//
+// Cancelling. `AsyncResult::cancel()` drops a task that is still queued (no worker runs it);
+// `cancel({.interrupt = true})` also stops a running one as a timeout does. `get()` then throws
+// CancelledError. `terminate_workers()` / `kill_workers()` stop the whole pool as Python 3.14's
+// ProcessPoolExecutor does. mproc::wait and mproc::as_completed (async_result.h) wait on several
+// results as concurrent.futures' do.
+//
 // Signals. Workers ignore SIGINT: a Ctrl-C in a terminal (sent to the whole process group)
 // reaches this process only, where it does what the program makes it do; the pool's destructor
 // then stops the workers.
@@ -59,6 +77,7 @@
 #include "mproc/deadline.h"
 #include "mproc/envelope.h"
 #include "mproc/errors.h"
+#include "mproc/process.h"
 #include "mproc/task.h"
 
 namespace mproc {
@@ -73,6 +92,27 @@ struct PoolOptions {
   std::function<void()> initializer{};
   // A worker leaves after this many chunks and a fresh one replaces it (at least 1).
   std::optional<int> maxtasksperchild{};
+  // A worker whose resident memory (RSS, bytes) is above this after a chunk leaves and a fresh
+  // one replaces it, as with maxtasksperchild: for task code that leaks. Read from
+  // /proc/self/statm after every chunk, only when set (ValueError for 0).
+  std::optional<std::size_t> max_memory_per_child{};
+  // How the workers start (start_method.h); unset: the default context's. Under forkserver and
+  // spawn the pool's zygote (the process that forks every worker) is started that way, from a
+  // single-threaded process, so no worker is a copy of this (maybe threaded) one; tasks and
+  // their arguments travel by name, as they always do; the initializer must be a
+  // mproc::task_call.
+  std::optional<StartMethod> start_method{};
+};
+
+// A task's own limits (see "Timeouts" above): the last argument of apply_async,
+//   pool.apply_async(fn, 1, 2, mproc::TaskOptions{.timeout = 2s});
+struct TaskOptions {
+  // Unset: no limit. A task still running this long after a worker took it is stopped.
+  std::optional<std::chrono::nanoseconds> timeout{};
+  // Zero: the worker is killed with SIGKILL at once. Otherwise SIGTERM first (the task may catch
+  // it to clean up) and SIGKILL this much later if the worker is still there. Also used by
+  // cancel({.interrupt = true}).
+  std::chrono::nanoseconds kill_grace{0};
 };
 
 // Python's map(..., chunksize): the number of items per task message. Unset: as Python computes
@@ -89,6 +129,9 @@ struct MapOptions {
   // Draw a progress bar (done/total, rate, ETA) on stderr while results come in — only when
   // stderr is a terminal. imap over a range without a known size shows a count instead.
   bool progress = false;
+  // Each chunk's time limit and kill grace, as TaskOptions (see "Timeouts" above).
+  std::optional<std::chrono::nanoseconds> task_timeout{};
+  std::chrono::nanoseconds kill_grace{0};
 };
 
 template <class R>
@@ -97,6 +140,9 @@ struct ApplyOptions {
   typename detail::SuccessCallback<R>::type callback{};
   // Runs in the collector thread with the task's exception, once.
   std::function<void(std::exception_ptr)> error_callback{};
+  // As TaskOptions.
+  std::optional<std::chrono::nanoseconds> timeout{};
+  std::chrono::nanoseconds kill_grace{0};
 };
 
 // map_async/starmap_async: MapOptions plus Python's callback (the whole result list, once) and
@@ -107,6 +153,9 @@ struct MapAsyncOptions {
   bool progress = false;  // as MapOptions::progress
   std::function<void(const std::vector<R>&)> callback{};
   std::function<void(std::exception_ptr)> error_callback{};
+  // As MapOptions.
+  std::optional<std::chrono::nanoseconds> task_timeout{};
+  std::chrono::nanoseconds kill_grace{0};
 };
 
 namespace detail {
@@ -162,11 +211,35 @@ constexpr bool map_in_batches() {
 // Python's default chunksize for map: ceil(len / (4 * workers)).
 [[nodiscard]] std::size_t default_chunksize(std::size_t items, std::size_t workers) noexcept;
 
+// A job's limits (TaskOptions), and its task's name for the TimeoutError message.
+struct JobLimits {
+  std::optional<std::chrono::nanoseconds> timeout{};
+  std::chrono::nanoseconds kill_grace{0};
+  std::string_view task{};
+};
+
+// A map's chunksize: as given, else 1 with a per-task timeout, else Python's default.
+[[nodiscard]] std::size_t map_chunksize(const std::optional<std::size_t>& chunksize,
+                                        const std::optional<std::chrono::nanoseconds>& timeout,
+                                        std::size_t items, std::size_t workers);
+
+// Whether the last of Args is a TaskOptions (apply_async's limits, not an argument of fn).
+template <class... Args>
+constexpr bool last_is_task_options() {
+  if constexpr (sizeof...(Args) == 0) {
+    return false;
+  } else {
+    using Last = std::tuple_element_t<sizeof...(Args) - 1, std::tuple<Args...>>;
+    return std::is_same_v<std::remove_cvref_t<Last>, TaskOptions>;
+  }
+}
+
 // The engine's entry points for the templates below (pool.cc). ValueError once the pool is
-// closed or terminated.
+// closed or terminated (and for a timeout or grace below zero).
 void check_running(const PoolEngine& engine);
 [[nodiscard]] int processes(const PoolEngine& engine) noexcept;
 std::uint64_t open_job(PoolEngine& engine, std::shared_ptr<Job> job);
+std::uint64_t open_job(PoolEngine& engine, std::shared_ptr<Job> job, const JobLimits& limits);
 void submit_chunk(PoolEngine& engine, std::uint64_t job, std::uint32_t chunk,
                   std::string_view message);
 // Whether workers can read a batch chunk's arguments from this process (until one found it cannot).
@@ -191,9 +264,16 @@ class Pool {
   // Python's apply_async(f, args): submits fn(args...) and returns at once. `fn` is a function
   // or callable object registered with MPROC_TASK (NotRegisteredError here otherwise, saying what
   // to add); arguments are serialized now. ValueError after close() or terminate().
+  // A TaskOptions as the last argument sets the task's timeout (it is not passed to fn):
+  //   pool.apply_async(fn, 7, mproc::TaskOptions{.timeout = 2s});
   template <class F, class... Args>
   AsyncResult<task_result_t<F>> apply_async(const F& fn, Args&&... args) {
-    return apply_async_with(fn, ApplyOptions<task_result_t<F>>{}, std::forward<Args>(args)...);
+    if constexpr (detail::last_is_task_options<Args...>()) {
+      return apply_async_split(fn, std::forward_as_tuple(std::forward<Args>(args)...),
+                               std::make_index_sequence<sizeof...(Args) - 1>{});
+    } else {
+      return apply_async_with(fn, ApplyOptions<task_result_t<F>>{}, std::forward<Args>(args)...);
+    }
   }
   // apply_async(f, args, callback=..., error_callback=...):
   //   pool.apply_async(square, std::tuple{7}, {.callback = [](const int& v) { ... }});
@@ -221,7 +301,10 @@ class Pool {
   template <class F, std::ranges::input_range Range>
   std::vector<task_result_t<F>> map(const F& fn, Range&& inputs, MapOptions options = {}) {
     return map_async(fn, std::forward<Range>(inputs),
-                     {.chunksize = options.chunksize, .progress = options.progress})
+                     {.chunksize = options.chunksize,
+                      .progress = options.progress,
+                      .task_timeout = options.task_timeout,
+                      .kill_grace = options.kill_grace})
         .take();
   }
   template <class F, std::ranges::input_range Range>
@@ -239,7 +322,10 @@ class Pool {
   template <class F, std::ranges::input_range Range>
   std::vector<task_result_t<F>> starmap(const F& fn, Range&& inputs, MapOptions options = {}) {
     return starmap_async(fn, std::forward<Range>(inputs),
-                         {.chunksize = options.chunksize, .progress = options.progress})
+                         {.chunksize = options.chunksize,
+                          .progress = options.progress,
+                          .task_timeout = options.task_timeout,
+                          .kill_grace = options.kill_grace})
         .take();
   }
   template <class F, std::ranges::input_range Range>
@@ -276,6 +362,13 @@ class Pool {
   // Stops the workers now (SIGKILL; nothing they run is waited for); pending results fail with
   // ProcessError. Never hangs.
   void terminate();
+  // Python 3.14's ProcessPoolExecutor.terminate_workers() / kill_workers(): no more
+  // submissions (ValueError), every live worker gets SIGTERM / SIGKILL and is not replaced;
+  // results of tasks still queued are cancelled (CancelledError, cancelled() true), those of
+  // running tasks fail with ProcessError. A no-op on a pool already terminated; call join() (or
+  // let the destructor do it) to reap everything.
+  void terminate_workers();
+  void kill_workers();
   // Waits until every worker has left: after close(), once all submitted work is done; after
   // terminate(), at once. ValueError before close() or terminate(), as Python's.
   void join();
@@ -297,13 +390,37 @@ class Pool {
     const auto& entry = detail::encode_task_call(args_buffer, fn, std::forward<Args>(args)...);
     auto state = std::make_shared<detail::ResultState<R>>(std::move(options.callback),
                                                           std::move(options.error_callback));
-    std::uint64_t job = open_job(state);
+    std::uint64_t job =
+        options.timeout || options.kill_grace.count() != 0
+            ? detail::open_job(*engine_, state, {options.timeout, options.kill_grace, entry.name})
+            : open_job(state);
     detail::ChunkWriter& writer = chunk_writer();
     writer.begin(job, 0, entry.name);
     writer.add([&](std::string& out) { out += args_buffer; });
     submit_chunk(job, 0, writer.finish());
     seal_job(job);
     return AsyncResult<R>(std::move(state));
+  }
+
+  template <class F, class Tuple, std::size_t... I>
+  AsyncResult<task_result_t<F>> apply_async_split(const F& fn, Tuple&& all,
+                                                  std::index_sequence<I...>) {
+    const TaskOptions& limits = std::get<sizeof...(I)>(all);
+    ApplyOptions<task_result_t<F>> options{};
+    options.timeout = limits.timeout;
+    options.kill_grace = limits.kill_grace;
+    return apply_async_with(
+        fn, std::move(options),
+        std::forward<std::tuple_element_t<I, std::remove_cvref_t<Tuple>>>(std::get<I>(all))...);
+  }
+
+  // open_job, with the map's limits when it has any.
+  template <class R>
+  std::uint64_t open_map_job(std::shared_ptr<detail::Job> state, const MapAsyncOptions<R>& options,
+                             std::string_view task) {
+    if (!options.task_timeout && options.kill_grace.count() == 0) return open_job(std::move(state));
+    return detail::open_job(*engine_, std::move(state),
+                            {options.task_timeout, options.kill_grace, task});
   }
 
   template <class F, class Range, class Encode>
@@ -321,9 +438,9 @@ class Pool {
       encoded.emplace_back();
       encode(encoded.back(), std::forward<decltype(item)>(item));
     }
-    std::size_t chunksize = options.chunksize.value_or(
-        detail::default_chunksize(encoded.size(), static_cast<std::size_t>(processes())));
-    if (chunksize == 0) throw ValueError("chunksize must be at least 1");
+    std::size_t chunksize =
+        detail::map_chunksize(options.chunksize, options.task_timeout, encoded.size(),
+                              static_cast<std::size_t>(processes()));
     std::vector<std::uint32_t> starts;
     for (std::size_t first = 0; first < encoded.size(); first += chunksize)
       starts.push_back(static_cast<std::uint32_t>(first));
@@ -332,7 +449,7 @@ class Pool {
         options.progress ? detail::ProgressBar::for_fd(2, encoded.size()) : nullptr);
     std::shared_ptr<detail::ResultState<std::vector<R>>> result(state, &state->result());
     if (starts.empty()) return AsyncResult<std::vector<R>>(std::move(result));
-    std::uint64_t job = open_job(state);
+    std::uint64_t job = open_map_job(state, options, name);
     detail::ChunkWriter& writer = chunk_writer();
     for (std::uint32_t chunk = 0; chunk < starts.size(); ++chunk) {
       writer.begin(job, chunk, name);
@@ -360,9 +477,9 @@ class Pool {
     auto& args = *kept;
     if constexpr (std::ranges::sized_range<Range>) args.reserve(std::ranges::size(inputs));
     for (auto&& item : inputs) args.push_back(P(std::forward<decltype(item)>(item)));
-    std::size_t chunksize = options.chunksize.value_or(
-        detail::default_chunksize(args.size(), static_cast<std::size_t>(processes())));
-    if (chunksize == 0) throw ValueError("chunksize must be at least 1");
+    std::size_t chunksize =
+        detail::map_chunksize(options.chunksize, options.task_timeout, args.size(),
+                              static_cast<std::size_t>(processes()));
     std::vector<std::uint32_t> starts;
     for (std::size_t first = 0; first < args.size(); first += chunksize)
       starts.push_back(static_cast<std::uint32_t>(first));
@@ -372,7 +489,7 @@ class Pool {
     std::shared_ptr<detail::ResultState<std::vector<R>>> result(state, &state->result());
     if (starts.empty()) return AsyncResult<std::vector<R>>(std::move(result));
     state->keep_alive(kept);
-    std::uint64_t job = open_job(state);
+    std::uint64_t job = open_map_job(state, options, entry.name);
     detail::ChunkWriter& writer = chunk_writer();
     const bool remote = detail::remote_args(*engine_);
     for (std::uint32_t chunk = 0; chunk < starts.size(); ++chunk) {
@@ -416,7 +533,11 @@ class Pool {
     if constexpr (std::ranges::sized_range<Range>) total = std::ranges::size(inputs);
     auto state = std::make_shared<detail::IMapState<R>>(
         ordered, options.progress ? detail::ProgressBar::for_fd(2, total) : nullptr);
-    std::uint64_t job = open_job(state);
+    std::uint64_t job =
+        options.task_timeout || options.kill_grace.count() != 0
+            ? detail::open_job(*engine_, state,
+                               {options.task_timeout, options.kill_grace, task_name(fn)})
+            : open_job(state);
     using Stored = std::conditional_t<std::is_lvalue_reference_v<Range>,
                                       std::ranges::ref_view<std::remove_reference_t<Range>>,
                                       std::remove_cvref_t<Range>>;

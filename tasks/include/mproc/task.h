@@ -279,6 +279,43 @@ template <class F>
   return detail::entry_of(detail::task_key_of(fn)).name;
 }
 
+// A call of a registered task with its arguments, bound now and run later, possibly in another
+// process: what a Pool's initializer must be under the spawn and forkserver start methods (a
+// plain std::function cannot travel).
+//
+//   mproc::Pool pool({.initializer = mproc::task_call(set_up, "db.sqlite", 4)});
+//
+// Calling it runs the task here (invoke_task). Serializable.
+class TaskCall {
+ public:
+  TaskCall() = default;
+  TaskCall(std::string name, std::string arguments)
+      : name_(std::move(name)), arguments_(std::move(arguments)) {}
+
+  void operator()() const { (void)invoke_task(name_, arguments_); }
+  [[nodiscard]] const std::string& name() const noexcept { return name_; }
+  [[nodiscard]] const std::string& arguments() const noexcept { return arguments_; }
+
+  template <class Archive>
+  void serialize(Archive& ar, unsigned /*version*/) {
+    ar& name_& arguments_;
+  }
+
+ private:
+  std::string name_;
+  std::string arguments_;
+};
+
+// Binds `fn` (a registered task) to `args`, encoded now. Throws NotRegisteredError for an
+// unregistered callable, SerializationError for an argument that cannot be encoded.
+template <class F, class... Args>
+[[nodiscard]] TaskCall task_call(const F& fn, Args&&... args) {
+  std::string arguments;
+  const detail::TaskEntry& entry =
+      detail::encode_task_call(arguments, fn, std::forward<Args>(args)...);
+  return TaskCall(entry.name, std::move(arguments));
+}
+
 // The result type of calling the task `F` (a function, function pointer or callable type) with
 // its parameters; what `take_result<R>` of its result envelope gives back (decayed).
 template <class F>
