@@ -42,10 +42,12 @@
 #include <boost/interprocess/ipc/message_queue.hpp>
 
 #include "mproc/connection.h"
+#include "mproc/init.h"
 #include "mproc/pool.h"
 #include "mproc/process.h"
 #include "mproc/queue.h"
 #include "mproc/sharedctypes.h"
+#include "mproc/start_method.h"
 #include "mproc/sync_manager.h"
 #include "mproc/task.h"
 
@@ -86,10 +88,16 @@ constexpr std::int64_t kCpuLoopN = 200'000;
 
 struct Options {
   int workers = mproc::cpu_count();
+  // The pool rows run with the default (fork) or, for a row named "name[method]", that method.
+  mproc::StartMethod start_method = mproc::StartMethod::fork;
   double scale = 1.0;
   int inner_reps = 3;
   std::vector<int> scaling;
 };
+
+mproc::PoolOptions pool_options(const Options& o) {
+  return {.processes = o.workers, .start_method = o.start_method};
+}
 
 std::int64_t scaled(std::int64_t n, const Options& o) {
   return std::max<std::int64_t>(1, static_cast<std::int64_t>(static_cast<double>(n) * o.scale));
@@ -128,7 +136,7 @@ void check(bool ok, const char* what) {
 
 Result apply_async_roundtrip_latency(const Options& o) {
   std::int64_t n = scaled(2000, o);
-  mproc::Pool pool(o.workers);
+  mproc::Pool pool(pool_options(o));
   for (std::int64_t i = 0; i < 10; ++i) (void)pool.apply(square, i);
   auto t0 = Clock::now();
   for (std::int64_t i = 0; i < n; ++i) check(pool.apply_async(square, i).get() == i * i, "square");
@@ -241,7 +249,7 @@ Result pool_start_stop(const Options& o) {
   for (std::int64_t i = 0; i < n; ++i) {
     auto t0 = Clock::now();
     {
-      mproc::Pool pool(o.workers);
+      mproc::Pool pool(pool_options(o));
       pool.close();
       pool.join();
     }
@@ -608,6 +616,11 @@ const Workload kWorkloads[] = {
     {"manager_dict_set_latency", "us", "workload", manager_dict_set_latency},
     {"value_locked_increment", "ops/s", "workload", value_locked_increment},
     {"pool_start_stop", "ms", "workload", pool_start_stop},
+    // Issue 7: the same two pool rows with the workers started by the fork server and by spawn.
+    {"apply_async_roundtrip_latency[forkserver]", "us", "workload", apply_async_roundtrip_latency},
+    {"apply_async_roundtrip_latency[spawn]", "us", "workload", apply_async_roundtrip_latency},
+    {"pool_start_stop[forkserver]", "ms", "workload", pool_start_stop},
+    {"pool_start_stop[spawn]", "ms", "workload", pool_start_stop},
     {"boost_message_queue_64B_msgs", "msgs/s", "reference", boost_message_queue_64B_msgs},
     {"boost_message_queue_1MiB_bandwidth", "MB/s", "reference", boost_message_queue_1MiB_bandwidth},
     {"raw_pipe_roundtrip_latency", "us", "reference", raw_pipe_roundtrip_latency},
@@ -646,6 +659,7 @@ int usage(const char* argv0) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  mproc::init(argc, argv);  // the rows' spawned pools (and their fork server) start here
   Options options;
   std::string run;
   bool list = false;
@@ -681,6 +695,8 @@ int main(int argc, char** argv) {
   }
   for (const Workload& w : kWorkloads) {
     if (run != w.name) continue;
+    if (auto open = run.find('['); open != std::string::npos)
+      options.start_method = mproc::parse_start_method(run.substr(open + 1, run.size() - open - 2));
     try {
       print_result(w, w.run(options));
       return 0;

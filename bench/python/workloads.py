@@ -59,7 +59,7 @@ class PoolSide:
     def __init__(self, impl, workers):
         self.impl = impl
         if impl == "pool":
-            self.pool = mp.Pool(workers)
+            self.pool = mp.get_context().Pool(workers)
         else:
             self.pool = ProcessPoolExecutor(workers)
             # The executor starts its workers at the first submission: do it before timing.
@@ -256,7 +256,7 @@ def pool_start_stop(args):
     for _ in range(n):
         t0 = time.perf_counter()
         if args.impl == "pool":
-            p = mp.Pool(args.workers)
+            p = mp.get_context().Pool(args.workers)
             p.close()
             p.join()
         else:
@@ -282,6 +282,11 @@ WORKLOADS = {
     "value_locked_increment": (value_locked_increment, "ops/s", False),
     "pool_start_stop": (pool_start_stop, "ms", True),
 }
+# Issue 7: two pool rows again with the workers started by forkserver and by spawn ("name[method]").
+for _method in ("forkserver", "spawn"):
+    for _name in ("apply_async_roundtrip_latency", "pool_start_stop"):
+        _fn, _unit, _ = WORKLOADS[_name]
+        WORKLOADS[f"{_name}[{_method}]"] = (_fn, _unit, False)
 
 
 def main():
@@ -311,7 +316,8 @@ def main():
         impl = "multiprocessing.Pool" if args.impl == "pool" else "ProcessPoolExecutor"
     elif args.impl == "executor":
         parser.error(f"{args.run} has no executor version")
-    mp.set_start_method("fork")
+    method = args.run.partition("[")[2].rstrip("]") or "fork"
+    mp.set_start_method(method)
     value, extra = fn(args)
     print(json.dumps({"side": "python", "impl": impl, "name": args.run, "unit": unit,
                       "value": value, "extra": extra}), flush=True)
