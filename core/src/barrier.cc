@@ -85,13 +85,18 @@ Barrier Barrier::attach(std::string_view name, std::function<void()> action) {
   return Barrier(std::move(segment), state, std::move(action));
 }
 
+BarrierState& Barrier::state() const {
+  if (state_ == nullptr) throw ValueError("an empty Barrier handle (default-constructed)");
+  return *state_;
+}
+
 int Barrier::wait() {
-  const std::int64_t ns = state_->default_timeout_ns;
+  const std::int64_t ns = state().default_timeout_ns;
   return wait(ns < 0 ? Deadline::never() : Deadline::after(std::chrono::nanoseconds(ns)));
 }
 
 int Barrier::wait(const Deadline& deadline) {
-  BarrierState& s = *state_;
+  BarrierState& s = state();
   Guard guard(s);
   // Wait while the previous pass drains or a reset completes.
   while (s.state == kDraining || s.state == kResetting) guard.wait(Deadline::never());
@@ -132,7 +137,7 @@ int Barrier::wait(const Deadline& deadline) {
 }
 
 void Barrier::reset() {
-  BarrierState& s = *state_;
+  BarrierState& s = state();
   Guard guard(s);
   if (s.count > 0) {
     // Waiters leave with BrokenBarrierError; the last one out sets it filling again.
@@ -144,19 +149,19 @@ void Barrier::reset() {
 }
 
 void Barrier::abort() {
-  Guard guard(*state_);
-  break_barrier(*state_);
+  Guard guard(state());
+  break_barrier(state());
 }
 
-std::uint32_t Barrier::parties() const noexcept { return state_->parties; }
+std::uint32_t Barrier::parties() const { return state().parties; }
 
 std::uint32_t Barrier::n_waiting() const {
-  Guard guard(*state_);
+  Guard guard(state());
   return state_->state == kFilling ? state_->count : 0;
 }
 
 bool Barrier::broken() const {
-  Guard guard(*state_);
+  Guard guard(state());
   return state_->state == kBroken;
 }
 

@@ -474,15 +474,23 @@ void Process::bootstrap() {
 void detail::run_as_child(const ChildIdentity& me, const std::function<void()>& body) {
   detail::after_fork_in_child();
 
-  // This process's own world: a fresh counter, no children yet, itself as current process.
+  // This process's own world: a fresh counter, no children yet, itself as current process. A
+  // forked child gets new objects (another thread of the parent may have held their mutexes at
+  // the fork; the copies are left alone). A child of spawn or the fork server never ran another
+  // thread: it reuses its own, so that nothing is left unreachable when it exits (std::exit).
+  const bool forked = me.start_method == StartMethod::fork;
   process_counter().store(1);
-  registry() = new Registry;
-  auto* fresh = new Current;
-  fresh->name = me.name;
-  fresh->identity = me.identity;
-  fresh->daemon = me.daemon;
-  fresh->authkey = me.authkey;
-  current() = fresh;
+  if (forked) {
+    registry() = new Registry;
+    current() = new Current;
+  } else {
+    registry()->children.clear();
+  }
+  Current& self = *current();
+  self.name = me.name;
+  self.identity = me.identity;
+  self.daemon = me.daemon;
+  self.authkey = me.authkey;
   detail::set_log_process_name(me.name);
   detail::inherit_start_method(me.start_method);
 

@@ -152,12 +152,13 @@ void init(int argc, char** argv) {
 namespace detail {
 
 void inherit_start_method(StartMethod method) noexcept {
-  // A fresh state, as Python's child forces its start method: a forked child may have copied the
-  // mutex locked by another thread (the copy is leaked, never used again).
-  auto* fresh = new DefaultContext;
-  fresh->method = method;
-  fresh->fixed = true;
-  default_context_slot() = fresh;
+  // As Python's child forces its start method. A forked child takes a new state (it may have
+  // copied the mutex locked by another thread; the copy is left alone); a child of spawn or the
+  // fork server never ran another thread and sets its own.
+  if (method == StartMethod::fork) default_context_slot() = new DefaultContext;
+  DefaultContext& c = default_context();
+  c.method = method;
+  c.fixed = true;
 }
 
 bool init_was_called() noexcept { return init_called.load(); }

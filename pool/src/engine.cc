@@ -16,6 +16,7 @@
 #include "mproc/log.h"
 #include "mproc/pool.h"
 
+#include "child_start.h"
 #include "futex.h"
 #include "os_error.h"
 #include "wire.h"
@@ -59,11 +60,6 @@ std::string describe_duration(std::chrono::nanoseconds d) {
 // and 25 ms.
 constexpr std::chrono::nanoseconds kMinTick = std::chrono::milliseconds(1);
 constexpr std::chrono::nanoseconds kMaxTick = std::chrono::milliseconds(25);
-
-int pidfd_open(pid_t pid) noexcept { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
-int pidfd_send_signal(int fd, int sig) noexcept {
-  return static_cast<int>(::syscall(SYS_pidfd_send_signal, fd, sig, nullptr, 0));
-}
 
 }  // namespace
 
@@ -158,6 +154,7 @@ void PoolEngine::start_zygote() {
     zygote_commands_ = std::move(write_end);
     return;
   }
+  warn_once_if_threaded("Pool (fork start method)");
   std::fflush(nullptr);
   pid_t pid = ::fork();
   if (pid < 0) throw_errno("fork the pool's zygote process");

@@ -23,6 +23,7 @@
 
 #include "engine.h"
 #include "os_error.h"
+#include "process_state.h"
 #include "wire.h"
 
 namespace mproc::detail {
@@ -112,7 +113,7 @@ void PoolEngine::zygote_main(int command_fd) {
       post_result(worker_notice(kWorkerDied, slot_index, 0, error));
       continue;
     }
-    Worker worker{slot_index, UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)))};
+    Worker worker{slot_index, UniqueFd(pidfd_open(pid))};
     workers.emplace(pid, std::move(worker));
     try {
       post_result(worker_notice(kWorkerStarted, slot_index, pid));

@@ -146,6 +146,27 @@ void count_threaded_fork_warnings(mp::Queue<int> out) {
 }
 MPROC_TASK(count_threaded_fork_warnings);
 
+// Uses one of each remaining kind of shared object; the parent checks the effects.
+void use_the_rest(mp::Semaphore semaphore, mp::RLock rlock, mp::Barrier barrier,
+                  mp::JoinableQueue<int> joinable, mp::SimpleQueue<std::string> simple,
+                  mp::RawValue<double> raw) {
+  joinable.put(joinable.get() + 1);
+  joinable.task_done();
+  simple.put("simple");
+  raw.set(2.5);
+  {
+    std::scoped_lock a(rlock);
+    std::scoped_lock b(rlock);  // reentrant
+  }
+  semaphore.release();
+  (void)barrier.wait();
+}
+MPROC_TASK(use_the_rest);
+
+// A SharedMemory block travels alone (it is move-only): the child writes into it.
+void write_shared_memory(mp::SharedMemory& memory) { memory.buf()[0] = std::byte{'x'}; }
+MPROC_TASK(write_shared_memory);
+
 struct Greeter {
   std::string greeting;
   void operator()(mp::Queue<std::string> out) const { out.put(greeting + ", " + "world"); }
@@ -277,6 +298,38 @@ TEST_P(ByMethod, SharedObjectsTravelByName) {
   EXPECT_EQ(value.get(), 42);
   EXPECT_EQ(array.get(2), 30);
   EXPECT_TRUE(event.is_set());
+}
+
+TEST_P(ByMethod, EveryOtherSharedObjectTravelsByName) {
+  mp::Semaphore semaphore(0);
+  mp::RLock rlock;
+  mp::Barrier barrier(2);
+  mp::JoinableQueue<int> joinable;
+  mp::SimpleQueue<std::string> simple;
+  mp::RawValue<double> raw(0.0);
+  joinable.put(41);
+  mp::Process p(options(), use_the_rest, semaphore, rlock, barrier, joinable, simple, raw);
+  p.start();
+  // The child has done everything else when it releases the semaphore.
+  EXPECT_TRUE(semaphore.acquire(20s));
+  EXPECT_EQ(joinable.get(5s), 42);
+  joinable.task_done();
+  EXPECT_EQ(simple.get(mp::Deadline::after(5s)), "simple");
+  EXPECT_EQ(raw.get(), 2.5);
+  EXPECT_GE(barrier.wait(20s), 0);  // the child is the other party
+  EXPECT_TRUE(p.join(20s));
+  EXPECT_EQ(p.exitcode(), 0);
+  if (p.is_alive()) p.kill();  // a failed check must not leave it for the exit to wait on
+}
+
+TEST_P(ByMethod, SharedMemoryTravelsByName) {
+  mp::SharedMemory memory(mp::SharedMemoryOptions{.create = true, .size = 16});
+  const std::string name(memory.name());
+  mp::Process p(options(), write_shared_memory, mp::SharedMemory(std::string_view(name)));
+  p.start();
+  EXPECT_TRUE(p.join(20s));
+  EXPECT_EQ(p.exitcode(), 0);
+  EXPECT_EQ(memory.buf()[0], std::byte{'x'});
 }
 
 TEST_P(ByMethod, ConnectionEndTravelsAsADescriptor) {

@@ -45,6 +45,9 @@ struct BarrierState;
 
 class Barrier {
  public:
+  // An empty handle, something to deserialize into (a task's parameter): every other member
+  // throws ValueError on it.
+  Barrier() = default;
   // Throws ValueError when `parties` is 0. `timeout` is the default for wait().
   explicit Barrier(std::uint32_t parties, std::function<void()> action = {},
                    std::optional<std::chrono::nanoseconds> timeout = std::nullopt);
@@ -67,7 +70,7 @@ class Barrier {
   // Breaks the barrier: current and future waiters get BrokenBarrierError until reset().
   void abort();
 
-  [[nodiscard]] std::uint32_t parties() const noexcept;
+  [[nodiscard]] std::uint32_t parties() const;
   // How many parties are waiting in the current pass.
   [[nodiscard]] std::uint32_t n_waiting() const;
   [[nodiscard]] bool broken() const;
@@ -85,6 +88,7 @@ class Barrier {
   }
 
  private:
+  detail::BarrierState& state() const;
   Barrier(SharedSegment segment, detail::BarrierState* state, std::function<void()> action)
       : segment_(std::move(segment)), state_(state), action_(std::move(action)) {}
 
