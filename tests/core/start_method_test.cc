@@ -167,6 +167,17 @@ MPROC_TASK(use_the_rest);
 void write_shared_memory(mp::SharedMemory& memory) { memory.buf()[0] = std::byte{'x'}; }
 MPROC_TASK(write_shared_memory);
 
+// A condition, a bounded semaphore, a raw array and a manager proxy, from a child.
+void use_condition_and_proxy(mp::Condition condition, mp::BoundedSemaphore bounded,
+                             mp::RawArray<int> raw, mp::ValueProxy<int> proxy) {
+  raw.set(0, 7);
+  proxy.set(proxy.get() + 1);
+  bounded.release();
+  std::scoped_lock hold(condition);
+  condition.notify_all();
+}
+MPROC_TASK(use_condition_and_proxy);
+
 struct Greeter {
   std::string greeting;
   void operator()(mp::Queue<std::string> out) const { out.put(greeting + ", " + "world"); }
@@ -320,6 +331,24 @@ TEST_P(ByMethod, EveryOtherSharedObjectTravelsByName) {
   EXPECT_TRUE(p.join(20s));
   EXPECT_EQ(p.exitcode(), 0);
   if (p.is_alive()) p.kill();  // a failed check must not leave it for the exit to wait on
+}
+
+TEST_P(ByMethod, ConditionBoundedSemaphoreRawArrayAndManagerProxyTravelByName) {
+  mp::Manager manager;
+  auto proxy = manager.Value<int>(41);
+  mp::Condition condition;
+  mp::BoundedSemaphore bounded(1);
+  ASSERT_TRUE(bounded.acquire(false));
+  mp::RawArray<int> raw(3);
+  mp::Process p(options(), use_condition_and_proxy, condition, bounded, raw, proxy);
+  p.start();
+  EXPECT_TRUE(bounded.acquire(20s));  // released by the child
+  EXPECT_TRUE(p.join(20s));
+  EXPECT_EQ(p.exitcode(), 0);
+  EXPECT_EQ(raw.get(0), 7);
+  EXPECT_EQ(proxy.get(), 42);
+  EXPECT_THROW(bounded.release(2), mp::ValueError);  // still bounded: it is the same object
+  if (p.is_alive()) p.kill();
 }
 
 TEST_P(ByMethod, SharedMemoryTravelsByName) {
