@@ -684,6 +684,9 @@ bool ByteQueue::closed() const noexcept { return impl_->closed.load(std::memory_
 
 bool ByteQueue::used() const noexcept { return impl_->used.load(std::memory_order_relaxed); }
 
-const std::string& ByteQueue::name() const noexcept { return impl_->segment.name(); }
+const std::string& ByteQueue::name() const noexcept {
+  static const std::string none;  // a blank handle's (what a load reads before it attaches)
+  return impl_ ? impl_->segment.name() : none;
+}
 
 }  // namespace mproc::detail

@@ -1,7 +1,6 @@
 #include "child_start.h"
 
 #include <dirent.h>
-#include <poll.h>
 #include <spawn.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -76,8 +75,6 @@ LaunchedChild launch_by_spawn(const EncodedStart& start) {
 
 }  // namespace
 
-LaunchedChild launch_by_forkserver(std::string_view record, const std::vector<int>& handles);
-
 LaunchedChild launch_child(StartMethod method, const ChildIdentity& me,
                            const std::function<SentCall()>& encode) {
   EncodedStart start = encode_start(me, encode);
@@ -86,10 +83,16 @@ LaunchedChild launch_child(StartMethod method, const ChildIdentity& me,
 }
 
 bool read_forkserver_status(int fd, int& status) {
-  pollfd p{fd, POLLIN, 0};
-  if (retry_on_eintr([&] { return ::poll(&p, 1, 0); }) <= 0) return false;
   int value = 0;
-  ssize_t n = retry_on_eintr([&] { return ::recv(fd, &value, sizeof value, MSG_WAITALL); });
+  ssize_t n = retry_on_eintr([&] { return ::recv(fd, &value, sizeof value, MSG_DONTWAIT); });
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;
+  if (n > 0 && n < static_cast<ssize_t>(sizeof value)) {  // the rest is on its way
+    char* rest = reinterpret_cast<char*>(&value) + n;
+    const auto missing = sizeof value - static_cast<std::size_t>(n);
+    if (retry_on_eintr([&] { return ::recv(fd, rest, missing, MSG_WAITALL); }) ==
+        static_cast<ssize_t>(missing))
+      n = sizeof value;
+  }
   if (n == static_cast<ssize_t>(sizeof value)) {
     status = value;
     return true;

@@ -48,6 +48,9 @@ struct LaunchedChild {
 LaunchedChild launch_child(StartMethod method, const ChildIdentity& me,
                            const std::function<SentCall()>& encode);
 
+// Asks the fork server for a child (forkserver.cc): sends the start-up record and its handles.
+LaunchedChild launch_by_forkserver(std::string_view record, const std::vector<int>& handles);
+
 // Reads a fork server child's wait status if it has arrived (never blocks). True when known; a
 // server gone without sending it gives 255, as a status lost elsewhere does.
 bool read_forkserver_status(int fd, int& status);

@@ -108,18 +108,28 @@ struct Child {
   UniqueFd requester_pidfd;  // daemonic children only: SIGTERM when it becomes readable
 };
 
-[[noreturn]] void fork_child(const ChildStart& start, std::vector<int> handles, Listener& listener,
-                             std::map<int, Child>& children, int parent_fd) {
-  // The child keeps only its own descriptors: the server's are closed (not inherited by exec
-  // either, but this child never execs).
+// Hands the descriptors over to their new owner (run_child's HandleImport).
+std::vector<int> release_all(std::vector<UniqueFd>& handles) {
+  std::vector<int> fds;
+  fds.reserve(handles.size());
+  for (UniqueFd& fd : handles) fds.push_back(fd.release());
+  return fds;
+}
+
+[[noreturn]] void fork_child(const ChildStart& start, std::vector<UniqueFd> handles,
+                             Listener& listener, std::map<int, Child>& children, int parent_fd) {
+  // The child keeps only its own descriptors: the server's, and those it holds for each of its
+  // other children, are closed (not inherited by exec either, but this child never execs).
   listener.close();
   ::close(parent_fd);
-  for (auto& [fd, child] : children) {
-    ::close(fd);
-    child.requester.close();
+  for (auto& entry : children) {
+    Child& sibling = entry.second;
+    sibling.pidfd.reset();
+    sibling.requester_pidfd.reset();
+    sibling.requester.close();
   }
   ::signal(SIGCHLD, SIG_DFL);
-  run_child(start, std::move(handles));
+  run_child(start, release_all(handles));
 }
 
 void serve_one(Listener& listener, std::map<int, Child>& children, int parent_fd) {
@@ -133,20 +143,20 @@ void serve_one(Listener& listener, std::map<int, Child>& children, int parent_fd
     return;
   }
   ChildStart start;
-  std::vector<int> handles;
+  std::vector<UniqueFd> handles;  // this server's copies: closed when this request is done
   try {
     start = mproc::decode<ChildStart>(client.recv_bytes(Deadline::after(kStartTimeout)));
-    for (std::uint32_t i = 0; i < start.handle_count; ++i) handles.push_back(recv_handle(client));
+    for (std::uint32_t i = 0; i < start.handle_count; ++i)
+      handles.emplace_back(recv_handle(client));
   } catch (const std::exception& e) {
-    for (int fd : handles) ::close(fd);
     get_logger()->warn("fork server: a bad request: {}", e.what());
     return;
   }
   std::fflush(nullptr);
   pid_t pid = ::fork();
   if (pid == 0) fork_child(start, std::move(handles), listener, children, parent_fd);
-  for (int fd : handles) ::close(fd);
   const std::int64_t reply = pid < 0 ? -errno : pid;
+  handles.clear();
   try {
     client.send_bytes(mproc::encode(reply));
   } catch (const std::exception&) {  // the requester is gone: its child still runs to its end

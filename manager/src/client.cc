@@ -18,13 +18,23 @@
 namespace mproc::detail {
 namespace {
 
+// Throws the server's exception for an exception response.
+void check_response(std::string_view response) {
+  if (response.empty()) throw SerializationError("manager: empty response");
+  if (response[0] == protocol::kException) rethrow_remote(response.substr(1));
+  if (response[0] != protocol::kOk) throw SerializationError("manager: malformed response");
+}
+
 // One thread's connection to one server.
 class ClientConnection {
  public:
-  ClientConnection(const std::string& address, const std::optional<std::string>& authkey)
+  ClientConnection(const std::string& address, const std::optional<std::string>& authkey,
+                   Serializer serializer)
       : pid_(::getpid()) {
     Address where(address);
     connection_ = Client(where, authkey);
+    connection_.send_bytes(protocol::hello_request(serializer_name(serializer)));
+    check_response(connection_.recv_bytes());
     if (where.is_unix()) channel_ = SharedChannelClient::open(connection_);
   }
 
@@ -65,43 +75,44 @@ thread_local ConnectionCache t_cache;
 
 ConnectionCache::~ConnectionCache() { t_cache_gone = true; }
 
-// The cache key: the same address with another key is another client (and must authenticate).
-std::string cache_key(const std::string& address, const std::optional<std::string>& authkey) {
+// The cache key: the same address with another key or serializer is another client (and must
+// authenticate and announce itself).
+std::string cache_key(const std::string& address, const std::optional<std::string>& authkey,
+                      Serializer serializer) {
   std::string key = address;
+  key += static_cast<char>(serializer);
   key += authkey ? '\x01' : '\x00';
   if (authkey) key += *authkey;
   return key;
 }
 
 ClientConnection& connection_to(const std::string& address,
-                                const std::optional<std::string>& authkey) {
-  auto& slot = t_cache.by_address[cache_key(address, authkey)];
+                                const std::optional<std::string>& authkey, Serializer serializer) {
+  auto& slot = t_cache.by_address[cache_key(address, authkey, serializer)];
   // A forked child never uses its parent's connection (or shared channel): the server would
   // see two clients interleave on one stream.
   if (slot && (slot->pid() != ::getpid() || slot->stale())) slot.reset();
-  if (!slot) slot = std::make_unique<ClientConnection>(address, authkey);
+  if (!slot) slot = std::make_unique<ClientConnection>(address, authkey, serializer);
   return *slot;
 }
 
 }  // namespace
 
 std::string manager_request(const std::string& address, const std::optional<std::string>& authkey,
-                            std::string_view request) {
+                            Serializer serializer, std::string_view request) {
   std::string response;
   try {
-    response = connection_to(address, authkey).request(request);
+    response = connection_to(address, authkey, serializer).request(request);
   } catch (const EOFError& e) {
-    t_cache.by_address.erase(cache_key(address, authkey));
+    t_cache.by_address.erase(cache_key(address, authkey, serializer));
     throw EOFError("manager at " + address + " is gone: " + e.what());
   } catch (const std::system_error& e) {
-    t_cache.by_address.erase(cache_key(address, authkey));
+    t_cache.by_address.erase(cache_key(address, authkey, serializer));
     if (e.code() == std::errc::broken_pipe || e.code() == std::errc::connection_reset)
       throw EOFError("manager at " + address + " is gone: " + e.what());
     throw;
   }
-  if (response.empty()) throw SerializationError("manager: empty response");
-  if (response[0] == protocol::kException) rethrow_remote(std::string_view(response).substr(1));
-  if (response[0] != protocol::kOk) throw SerializationError("manager: malformed response");
+  check_response(response);
   response.erase(0, 1);  // in place: no second buffer for the payload
   return response;
 }
@@ -113,7 +124,7 @@ std::string begin_call(const Token& token, std::string_view method) {
 }
 
 std::string finish_call(const Token& token, const std::string& request) {
-  return manager_request(token.address, token.authkey, request);
+  return manager_request(token.address, token.authkey, token.serializer, request);
 }
 
 std::string call_method(const Token& token, std::string_view method, std::string_view args) {
@@ -123,12 +134,13 @@ std::string call_method(const Token& token, std::string_view method, std::string
 }
 
 Token create_object(const std::string& address, const std::optional<std::string>& authkey,
-                    std::string_view type_name, std::string_view args) {
-  std::string reply = manager_request(address, authkey, protocol::create_request(type_name, args));
+                    Serializer serializer, std::string_view type_name, std::string_view args) {
+  std::string reply =
+      manager_request(address, authkey, serializer, protocol::create_request(type_name, args));
   protocol::Reader in(reply);
   std::uint64_t id = in.u64();
   in.expect_end();
-  return Token{std::string(type_name), address, authkey, id};
+  return Token{std::string(type_name), address, authkey, id, serializer};
 }
 
 std::shared_ptr<const ProxyRef> ProxyRef::adopt(Token token) {
@@ -136,7 +148,7 @@ std::shared_ptr<const ProxyRef> ProxyRef::adopt(Token token) {
 }
 
 Token ProxyRef::acquire_token(Token token) {
-  (void)manager_request(token.address, token.authkey,
+  (void)manager_request(token.address, token.authkey, token.serializer,
                         protocol::id_request(protocol::kIncref, token.id));
   return token;
 }
@@ -148,7 +160,7 @@ std::shared_ptr<const ProxyRef> ProxyRef::acquire(Token token) {
 ProxyRef::~ProxyRef() {
   if (owner_pid_ != ::getpid() || t_cache_gone) return;
   try {
-    (void)manager_request(token_.address, token_.authkey,
+    (void)manager_request(token_.address, token_.authkey, token_.serializer,
                           protocol::id_request(protocol::kDecref, token_.id));
   } catch (...) {
     // Best effort: a server that is gone has nothing left to release.

@@ -6,12 +6,16 @@
 #include <string>
 #include <string_view>
 
+#include "mproc/manager_serializer.h"
+
 namespace mproc::detail {
 
 // Sends `request` to the server at `address` and returns the response's payload; rethrows the
 // exception the server sent back. Throws EOFError when the server went away (the connection is
 // dropped, so the next request connects afresh), std::system_error when nothing listens.
+// A new connection announces `serializer` (protocol.h's kHello): a server that uses another one
+// makes this throw its SerializationError.
 std::string manager_request(const std::string& address, const std::optional<std::string>& authkey,
-                            std::string_view request);
+                            Serializer serializer, std::string_view request);
 
 }  // namespace mproc::detail

@@ -208,6 +208,13 @@ using detail::ManagedPoolCall;
 using detail::Method;
 
 Pool::Pool(std::optional<std::int64_t> processes, std::optional<std::int64_t> maxtasksperchild) {
+  // Task calls and results are in the task codec (binary, same build only): over a text
+  // manager they would silently lose the portability the client asked for.
+  if (detail::current_serializer() != Serializer::kBinary) {
+    throw ValueError(std::string("a manager's Pool needs the binary serializer (its tasks travel "
+                                 "in the binary task codec); this manager uses '") +
+                     std::string(serializer_name(detail::current_serializer())) + "'");
+  }
   PoolOptions options;
   options.processes = detail::checked_count(processes, "processes");
   options.maxtasksperchild = detail::checked_count(maxtasksperchild, "maxtasksperchild");

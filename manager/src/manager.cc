@@ -71,7 +71,8 @@ void watch_parent(const std::shared_ptr<ServerState>& state, pid_t parent) {
 class ManagerProcess {
  public:
   ManagerProcess(const Address& address, const std::optional<std::string>& authkey,
-                 std::shared_ptr<const TypeRegistry> registry, std::function<void()> initializer)
+                 std::shared_ptr<const TypeRegistry> registry, Serializer serializer,
+                 std::function<void()> initializer)
       : address_(address), authkey_(authkey) {
     auto [reader, writer] = Pipe(/*duplex=*/false);
     auto ready = std::make_shared<Connection>(std::move(writer));
@@ -81,11 +82,11 @@ class ManagerProcess {
     process_ = Process(
         ProcessOptions{
             .name = "SyncManager-server", .daemon = false, .start_method = StartMethod::fork},
-        [address, authkey, registry, initializer, ready, parent] {
+        [address, authkey, registry, serializer, initializer, ready, parent] {
           std::shared_ptr<ServerState> state;
           try {
             if (initializer) initializer();
-            state = std::make_shared<ServerState>(address, authkey, registry);
+            state = std::make_shared<ServerState>(address, authkey, registry, serializer);
           } catch (...) {
             ready->send_bytes("E" + capture_current_exception());
             return;
@@ -216,6 +217,7 @@ void Server::stop() { state_->stop(); }
 BaseManager::BaseManager(ManagerOptions options)
     : address_(options.address ? *options.address : detail::fresh_address()),
       authkey_(options.authkey ? std::move(options.authkey) : current_process().authkey()),
+      serializer_(options.serializer),
       registry_(std::make_shared<detail::TypeRegistry>()) {}
 
 BaseManager::BaseManager(BaseManager&&) noexcept = default;
@@ -224,6 +226,7 @@ BaseManager& BaseManager::operator=(BaseManager&& other) noexcept {
     shutdown();
     address_ = std::move(other.address_);
     authkey_ = std::move(other.authkey_);
+    serializer_ = other.serializer_;
     registry_ = std::move(other.registry_);
     process_ = std::move(other.process_);
     state_ = std::exchange(other.state_, State::kIdle);
@@ -252,7 +255,7 @@ void BaseManager::start(std::function<void()> initializer) {
 void BaseManager::start_impl(std::function<void()> initializer) {
   if (state_ == State::kRunning) throw ProcessError("the manager has already been started");
   if (state_ == State::kShutDown) throw ProcessError("the manager has been shut down");
-  process_ = std::make_unique<detail::ManagerProcess>(address_, authkey_, registry_,
+  process_ = std::make_unique<detail::ManagerProcess>(address_, authkey_, registry_, serializer_,
                                                       std::move(initializer));
   address_ = process_->address();
   state_ = State::kRunning;
@@ -266,7 +269,7 @@ void BaseManager::connect() {
 
 Server BaseManager::get_server() {
   if (state_ != State::kIdle) throw ProcessError("get_server(): the manager is already running");
-  return Server(std::make_shared<detail::ServerState>(address_, authkey_, registry_));
+  return Server(std::make_shared<detail::ServerState>(address_, authkey_, registry_, serializer_));
 }
 
 void BaseManager::shutdown() {
@@ -290,7 +293,7 @@ std::size_t BaseManager::number_of_objects() const {
 }
 
 std::size_t BaseManager::number_of_objects_at(const Address& address) const {
-  std::string reply = detail::manager_request(address.to_string(), authkey_,
+  std::string reply = detail::manager_request(address.to_string(), authkey_, serializer_,
                                               std::string(1, detail::protocol::kCount));
   detail::protocol::Reader in(reply);
   auto n = in.u64();
@@ -301,7 +304,7 @@ std::size_t BaseManager::number_of_objects_at(const Address& address) const {
 detail::Token BaseManager::create_token(std::string_view type_name, std::string args) const {
   if (state_ != State::kRunning)
     throw ProcessError("the manager is not running: call start() or connect() first");
-  return detail::create_object(address_.to_string(), authkey_, type_name, args);
+  return detail::create_object(address_.to_string(), authkey_, serializer_, type_name, args);
 }
 
 }  // namespace mproc

@@ -18,10 +18,11 @@
 namespace mproc::detail {
 
 ServerState::ServerState(const Address& address, std::optional<std::string> authkey,
-                         std::shared_ptr<const TypeRegistry> registry)
+                         std::shared_ptr<const TypeRegistry> registry, Serializer serializer)
     : listener_(address, std::nullopt, /*backlog=*/64),
       authkey_(std::move(authkey)),
       registry_(std::move(registry)),
+      serializer_(serializer),
       wake_(::eventfd(0, EFD_CLOEXEC)) {
   if (!wake_) throw_errno("manager server: eventfd");
 }
@@ -80,12 +81,27 @@ void ServerState::serve_connection(Connection connection) {
     get_logger()->info("manager server: client refused: {}", e.what());
     return;
   }
+  // Every method and factory this thread runs decodes and encodes in the server's serializer.
+  set_current_serializer(serializer_);
+  bool greeted = false;  // whether the client announced the same serializer
   try {
     for (;;) {
       std::string request = connection.recv_bytes();
-      if (!request.empty() && request[0] == protocol::kSharedChannel) {
-        serve_shared_channel(*this, connection);
-        return;
+      const char op = request.empty() ? '\0' : request[0];
+      if (op == protocol::kHello) {
+        connection.send_bytes(greet(request, greeted));
+        continue;
+      }
+      if (!greeted && (op == protocol::kCall || op == protocol::kCreate)) {
+        connection.send_bytes(
+            std::string(1, protocol::kException) +
+            capture_exception(std::make_exception_ptr(SerializationError(
+                "manager: a call before the client announced its serializer (protocol error)"))));
+        continue;
+      }
+      if (op == protocol::kSharedChannel) {
+        if (greeted) serve_shared_channel(*this, connection);
+        return;  // a shared channel before the hello: not one of our clients
       }
       bool shutdown = false;
       connection.send_bytes(handle(request, shutdown));
@@ -99,6 +115,19 @@ void ServerState::serve_connection(Connection connection) {
   } catch (const std::exception& e) {
     get_logger()->info("manager server: connection dropped: {}", e.what());
   }
+}
+
+std::string ServerState::greet(std::string_view request, bool& accepted) const {
+  const std::string_view theirs = request.substr(1);
+  const std::string_view ours = serializer_name(serializer_);
+  accepted = theirs == ours;
+  if (accepted) return std::string(1, protocol::kOk);
+  get_logger()->info("manager server: refused a client using the '{}' serializer", theirs);
+  return std::string(1, protocol::kException) +
+         capture_exception(std::make_exception_ptr(SerializationError(
+             "manager at " + address().to_string() + " uses the '" + std::string(ours) +
+             "' serializer but this client uses '" + std::string(theirs) +
+             "': both ends must be made with the same ManagerOptions::serializer")));
 }
 
 std::string ServerState::handle(std::string_view request, bool& shutdown) {

@@ -22,7 +22,7 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
   // Binds the listener (no handshake there: each connection's thread authenticates its client,
   // so a client that stalls mid-handshake holds up only itself).
   ServerState(const Address& address, std::optional<std::string> authkey,
-              std::shared_ptr<const TypeRegistry> registry);
+              std::shared_ptr<const TypeRegistry> registry, Serializer serializer);
 
   [[nodiscard]] const Address& address() const noexcept { return listener_.address(); }
 
@@ -41,6 +41,8 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
   };
 
   void serve_connection(Connection connection);
+  // The answer to a client's hello: kOk when it announced this server's serializer.
+  std::string greet(std::string_view request, bool& accepted) const;
   std::string create(std::string_view type_name, std::string_view args);
   std::shared_ptr<Servant> find(std::uint64_t id);
   void incref(std::uint64_t id);
@@ -49,6 +51,7 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
   Listener listener_;
   std::optional<std::string> authkey_;
   std::shared_ptr<const TypeRegistry> registry_;
+  Serializer serializer_;
   std::mutex mutex_;  // guards objects_ and next_id_
   std::unordered_map<std::uint64_t, Entry> objects_;
   std::uint64_t next_id_ = 1;

@@ -17,6 +17,7 @@
 #include <string>
 #include <string_view>
 #include <tuple>
+#include <type_traits>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -47,6 +48,22 @@ TEST(Object, SeedValuesPrintAsPythonPrintsThem) {
   std::ostringstream j;
   j << Object::dict({{1, "1"}, {"2", 2}, {0.25, None}});
   EXPECT_EQ(j.str(), "{1: '1', '2': 2, 0.25: None}");
+}
+
+// A pointer used to convert to bool and arrive as True; only C strings convert now.
+void a_function() {}
+static_assert(!std::is_constructible_v<Object, int*>);
+static_assert(!std::is_constructible_v<Object, const void*>);
+static_assert(!std::is_constructible_v<Object, decltype(&a_function)>);
+static_assert(std::is_constructible_v<Object, char*>);
+
+TEST(Object, CStringsOfEitherConstnessAreStrings) {
+  char text[] = "abc";
+  const char* constant = "abc";
+  EXPECT_EQ(Object(text), Object("abc"));
+  EXPECT_EQ(Object(constant).kind(), Object::Kind::kStr);
+  EXPECT_EQ(Object(text).kind(), Object::Kind::kStr);
+  EXPECT_EQ(Object(true).kind(), Object::Kind::kBool);
 }
 
 TEST(Object, ReprMatchesPythonForATableOfValues) {

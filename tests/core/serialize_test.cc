@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <list>
@@ -24,7 +25,13 @@
 #include <boost/serialization/version.hpp>
 #include <gtest/gtest.h>
 
+#include "mproc/condition.h"
 #include "mproc/errors.h"
+#include "mproc/event.h"
+#include "mproc/lock.h"
+#include "mproc/queue.h"
+#include "mproc/semaphore.h"
+#include "mproc/sharedctypes.h"
 
 #include "support.h"
 
@@ -500,6 +507,82 @@ TEST(Serialize, MessageEncodedInOneProcessDecodesInAnother) {
   ::close(fds[0]);
   ASSERT_EQ(child.code, 0);
   EXPECT_EQ(decode<std::vector<Point>>(got), (std::vector<Point>{Point{"from child", {1, 2}, 3}}));
+}
+
+}  // namespace
+
+// An enum member inside a serialize member: Boost saves it through its nvp wrapper, which must
+// not be taken for a trivially copyable value of its own.
+enum class Hue : unsigned char { kRed, kGreen, kBlue };
+struct Paint {
+  Hue hue = Hue::kRed;
+  std::string name;
+  template <class Ar>
+  void serialize(Ar& ar, unsigned /*version*/) {
+    ar& hue& name;
+  }
+};
+
+TEST(Serialize, EnumMembersOfASerializeMemberRoundTrip) {
+  const Paint back = decode<Paint>(encode(Paint{Hue::kBlue, "sky"}));
+  EXPECT_EQ(back.hue, Hue::kBlue);
+  EXPECT_EQ(back.name, "sky");
+}
+
+// ---- handles to shared objects load by attaching, and make nothing of their own on the way
+
+namespace {
+
+// The number in a segment name "mproc-<pid>-<n>": this process's count of segments made.
+std::uint64_t segment_number(const std::string& name) {
+  return std::stoull(name.substr(name.rfind('-') + 1));
+}
+
+TEST(SerializeHandles, LoadingQueuesAndLocksAttachesWithoutCreatingASegment) {
+  mproc::Queue<int> queue;
+  mproc::JoinableQueue<int> joinable;
+  mproc::Lock lock;
+  mproc::RLock rlock;
+  mproc::Semaphore semaphore(3);
+  mproc::Event event;
+  mproc::Value<int> value(5);
+  using Arguments =
+      std::tuple<mproc::Queue<int>, mproc::JoinableQueue<int>, mproc::Lock, mproc::RLock,
+                 mproc::Semaphore, mproc::Event, mproc::Value<int>, int>;
+  const std::string bytes =
+      encode(Arguments(queue, joinable, lock, rlock, semaphore, event, value, 7));
+
+  const mproc::Lock before;
+  auto loaded = decode<Arguments>(bytes);
+  const auto one_queue = decode<mproc::Queue<int>>(encode(queue));
+  const auto one_condition = decode<mproc::Condition>(encode(mproc::Condition(lock)));
+  const mproc::Lock after;
+  // One segment between `before` and `after`: the Condition's own (the handles made none).
+  EXPECT_EQ(segment_number(after.name()) - segment_number(before.name()), 2u);
+
+  EXPECT_EQ(std::get<0>(loaded).name(), queue.name());
+  EXPECT_EQ(std::get<1>(loaded).name(), joinable.name());
+  EXPECT_EQ(std::get<2>(loaded).name(), lock.name());
+  EXPECT_EQ(std::get<3>(loaded).name(), rlock.name());
+  EXPECT_EQ(std::get<4>(loaded).name(), semaphore.name());
+  EXPECT_EQ(std::get<5>(loaded).name(), event.name());
+  EXPECT_EQ(std::get<6>(loaded).name(), value.name());
+  EXPECT_EQ(std::get<7>(loaded), 7);
+  EXPECT_EQ(one_queue.name(), queue.name());
+  // And they are the same objects.
+  std::get<0>(loaded).put(11);
+  EXPECT_EQ(queue.get(std::chrono::seconds(5)), 11);
+  std::get<5>(loaded).set();
+  EXPECT_TRUE(event.is_set());
+  EXPECT_EQ(std::get<6>(loaded).value(), 5);
+}
+
+TEST(SerializeHandles, ATruncatedHandleMessageThrowsAndLeavesNothingBehind) {
+  mproc::Queue<int> queue;
+  std::string bytes = encode(std::tuple<mproc::Queue<int>, mproc::Lock>(queue, mproc::Lock()));
+  bytes.resize(bytes.size() - 3);
+  using Arguments = std::tuple<mproc::Queue<int>, mproc::Lock>;
+  EXPECT_THROW((void)decode<Arguments>(bytes), SerializationError);
 }
 
 }  // namespace

@@ -178,9 +178,9 @@ TEST(ManagerPool, ApplyAsyncGivesAResultProxy) {
   EXPECT_EQ(slow.get(20s), 2);
 
   auto bad = pool.apply_async(fails_registered, 1);
-  bad.wait();
+  ASSERT_TRUE(bad.wait(20s));
   EXPECT_FALSE(bad.successful());
-  EXPECT_THROW((void)bad.get(), QuotaExceeded);
+  EXPECT_THROW((void)bad.get(), QuotaExceeded);  // ready: get() without a timeout returns at once
 }
 
 TEST(ManagerPool, ResultProxyWorksInAnotherProcessAndKeepsItsPool) {
@@ -190,7 +190,7 @@ TEST(ManagerPool, ResultProxyWorksInAnotherProcessAndKeepsItsPool) {
   pool = PoolProxy();  // the result still holds the server's pool
   auto child = test::fork_and_wait([&] { return r.get(10s) == 81 ? 0 : 1; });
   EXPECT_EQ(child.code, 0);
-  EXPECT_EQ(r.get(), 81);
+  EXPECT_EQ(r.get(10s), 81);
 }
 
 TEST(ManagerPool, MapAsyncAndStarmapAsync) {
@@ -200,7 +200,7 @@ TEST(ManagerPool, MapAsyncAndStarmapAsync) {
   MapResultProxy<int> sums =
       pool.starmap_async(add, std::vector<std::tuple<int, int>>{{1, 1}, {2, 2}});
   EXPECT_EQ(squares.get(10s), (std::vector{1, 4, 9, 16}));
-  EXPECT_EQ(sums.get(), (std::vector{2, 4}));
+  EXPECT_EQ(sums.get(10s), (std::vector{2, 4}));
   EXPECT_TRUE(sums.successful());
   auto failing = pool.map_async(fails_standard, std::vector{3, -7});
   EXPECT_THROW((void)failing.get(10s), std::invalid_argument);

@@ -42,6 +42,7 @@
 #include <variant>
 
 #include "mproc/deadline.h"
+#include "mproc/detail/blank_handle.h"
 #include "mproc/lock.h"
 #include "mproc/shm.h"
 
@@ -58,6 +59,10 @@ class Condition {
   // Over an existing lock (shared with whoever else uses it).
   explicit Condition(Lock lock);
   explicit Condition(RLock lock);
+  // A handle to no condition, to load into (see detail/blank_handle.h).
+  explicit Condition(detail::BlankHandle blank) noexcept
+      : Condition(SharedSegment{}, nullptr,
+                  std::variant<Lock, RLock>(std::in_place_type<Lock>, blank)) {}
   // The condition created elsewhere as `name`, with its lock.
   [[nodiscard]] static Condition attach(std::string_view name);
 

@@ -25,6 +25,7 @@
 #include <string_view>
 
 #include "mproc/deadline.h"
+#include "mproc/detail/blank_handle.h"
 #include "mproc/shm.h"
 
 namespace mproc {
@@ -37,6 +38,8 @@ class Event {
  public:
   // A new, unset event.
   Event();
+  // A handle to no event, to load into (see detail/blank_handle.h).
+  explicit Event(detail::BlankHandle) noexcept : Event(SharedSegment{}, nullptr) {}
   [[nodiscard]] static Event attach(std::string_view name);
 
   // Sets the flag and wakes every waiter.

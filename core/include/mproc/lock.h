@@ -40,6 +40,7 @@
 #include <type_traits>
 
 #include "mproc/deadline.h"
+#include "mproc/detail/blank_handle.h"
 #include "mproc/shm.h"
 
 namespace mproc {
@@ -119,6 +120,8 @@ class Lock : public LockBase {
  public:
   // A new, unlocked lock in a fresh segment.
   Lock();
+  // A handle to no lock, to load into (see detail/blank_handle.h).
+  explicit Lock(detail::BlankHandle) noexcept : LockBase(SharedSegment{}, nullptr) {}
   // The lock created elsewhere as `name` (throws ValueError if that segment is not a Lock,
   // std::system_error if it does not exist).
   [[nodiscard]] static Lock attach(std::string_view name);
@@ -146,6 +149,7 @@ class Lock : public LockBase {
 class RLock : public LockBase {
  public:
   RLock();
+  explicit RLock(detail::BlankHandle) noexcept : LockBase(SharedSegment{}, nullptr) {}
   [[nodiscard]] static RLock attach(std::string_view name);
 
   // `<RLock(None, 0)>` or `<RLock(owner, count)>`, the owner written as in Lock::repr.

@@ -157,6 +157,10 @@ class Object {
   Object(double d) noexcept : v_(std::in_place_index<3>, d) {}
   Object(float d) noexcept : v_(std::in_place_index<3>, static_cast<double>(d)) {}
   Object(const char* s) : v_(std::in_place_index<4>, s) {}
+  Object(char* s) : v_(std::in_place_index<4>, s) {}
+  // Any other pointer would silently become a bool (True): refused.
+  template <class T>
+  Object(T*) = delete;
   Object(std::string s) noexcept : v_(std::in_place_index<4>, std::move(s)) {}
   Object(std::string_view s) : v_(std::in_place_index<4>, s) {}
   Object(Bytes b) noexcept : v_(std::in_place_index<5>, std::move(b)) {}

@@ -94,6 +94,7 @@ class TypedQueue {
  public:
   explicit TypedQueue(const QueueOptions& options) : bytes_(options) {}
   explicit TypedQueue(ByteQueue bytes) : bytes_(std::move(bytes)) {}
+  explicit TypedQueue(BlankHandle blank) noexcept : bytes_(blank) {}
 
   [[nodiscard]] const std::string& name() const noexcept { return bytes_.name(); }
 
@@ -138,22 +139,11 @@ class TypedQueue {
 
   [[nodiscard]] T get_item(const Deadline& deadline) {
     if constexpr (kDirectGet) {
-      // A large item is decoded where it lies, under the queue's lock: one copy, which the lock
-      // would be held for anyway. A small one is copied out and decoded after the lock is
-      // released, so that the lock is not held over the new item's allocation.
-      constexpr std::size_t kInPlace = 4096;
+      // Decoded where it lies, under the queue's lock: the item's only copy on the way out. (The
+      // lock is then held over the new item's allocation, which costs less than a second copy
+      // through a buffer would.)
       T value{};
-      std::string& buffer = scratch_buffer().get();
-      bool copied = false;
-      bytes_.get_view(deadline, [&](std::string_view item) {
-        if (item.size() < kInPlace) {
-          buffer.assign(item.data(), item.size());
-          copied = true;
-        } else {
-          decode_into(item, value);
-        }
-      });
-      if (copied) decode_into(std::string_view(buffer), value);
+      bytes_.get_view(deadline, [&](std::string_view item) { decode_into(item, value); });
       return value;
     }
     ScratchBuffer& scratch = scratch_buffer();
@@ -180,6 +170,8 @@ class Queue : public detail::TypedQueue<T> {
   // `maxsize` items at most (0: unbounded).
   explicit Queue(std::size_t maxsize = 0) : Queue(QueueOptions{.maxsize = maxsize}) {}
   explicit Queue(const QueueOptions& options) : Base(options) {}
+  // A handle to no queue, to load into (see detail/blank_handle.h).
+  explicit Queue(detail::BlankHandle blank) noexcept : Base(blank) {}
   // A handle to the queue `name` (`q.name()` in the creating process). Throws std::system_error
   // if there is no such queue. The item type must be the same as the creator's.
   [[nodiscard]] static Queue attach(std::string_view name) {
@@ -265,6 +257,7 @@ class JoinableQueue : public Queue<T> {
  public:
   explicit JoinableQueue(std::size_t maxsize = 0) : Queue<T>(maxsize) {}
   explicit JoinableQueue(const QueueOptions& options) : Queue<T>(options) {}
+  explicit JoinableQueue(detail::BlankHandle blank) noexcept : Queue<T>(blank) {}
   [[nodiscard]] static JoinableQueue attach(std::string_view name) {
     return JoinableQueue(detail::ByteQueue::attach(name));
   }
@@ -303,6 +296,7 @@ class SimpleQueue : public detail::TypedQueue<T> {
 
  public:
   SimpleQueue() : Base(QueueOptions{}) {}
+  explicit SimpleQueue(detail::BlankHandle blank) noexcept : Base(blank) {}
   explicit SimpleQueue(const QueueOptions& options) : Base(QueueOptions{0, options.capacity}) {}
   [[nodiscard]] static SimpleQueue attach(std::string_view name) {
     return SimpleQueue(detail::ByteQueue::attach(name));

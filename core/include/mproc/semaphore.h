@@ -31,6 +31,7 @@
 #include <type_traits>
 
 #include "mproc/deadline.h"
+#include "mproc/detail/blank_handle.h"
 #include "mproc/shm.h"
 
 namespace mproc {
@@ -43,6 +44,8 @@ class Semaphore {
  public:
   // A new semaphore with `value` (throws ValueError above 2^31 - 1).
   explicit Semaphore(std::uint32_t value = 1);
+  // A handle to no semaphore, to load into (see detail/blank_handle.h).
+  explicit Semaphore(detail::BlankHandle) noexcept : Semaphore(SharedSegment{}, nullptr) {}
   // The semaphore (or bounded semaphore) created elsewhere as `name`.
   [[nodiscard]] static Semaphore attach(std::string_view name);
 
@@ -100,6 +103,7 @@ class Semaphore {
 class BoundedSemaphore : public Semaphore {
  public:
   explicit BoundedSemaphore(std::uint32_t value = 1);
+  explicit BoundedSemaphore(detail::BlankHandle blank) noexcept : Semaphore(blank) {}
   [[nodiscard]] static BoundedSemaphore attach(std::string_view name);
 
   // Serialization (mproc/serialize.h, any archive with `is_loading`) sends the name only;

@@ -85,7 +85,9 @@
 #include <boost/serialization/serialization.hpp>
 #include <boost/serialization/string.hpp>
 #include <boost/serialization/tracking.hpp>
+#include <boost/serialization/wrapper.hpp>
 
+#include "mproc/detail/blank_handle.h"
 #include "mproc/errors.h"
 
 namespace mproc {
@@ -161,7 +163,9 @@ struct memcpy_serializable
                          !detail::is_optional<T>::value && !detail::is_variant<T>::value &&
                          !detail::is_pair_or_tuple<T>::value && !detail::is_std_array<T>::value &&
                          !std::is_array_v<T> && !std::ranges::range<T> &&
-                         !detail::HasSerializeMember<T>> {};
+                         !detail::HasSerializeMember<T> &&
+                         // Boost's own wrappers (the nvp an enum is saved through) have theirs.
+                         !boost::serialization::is_wrapper<T>::type::value> {};
 template <class T, std::size_t N>
 struct memcpy_serializable<std::array<T, N>> : memcpy_serializable<T> {};
 template <class T, std::size_t N>
@@ -739,9 +743,43 @@ void decode_into(std::string_view bytes, T& out) {
   }
 }
 
+namespace detail {
+
+template <class T>
+struct is_tuple : std::false_type {};
+template <class... Ts>
+struct is_tuple<std::tuple<Ts...>> : std::true_type {};
+
+// A handle type with a blank state. optional and variant are left out: they are constructible
+// from whatever their alternatives are, and load their own state.
+template <class T>
+concept LoadsFromBlank = std::is_class_v<T> && !is_optional<T>::value && !is_variant<T>::value &&
+                         std::is_constructible_v<T, BlankHandle>;
+
+// What decode loads into: a blank handle for the handle types that have one (blank_handle.h),
+// also as elements of a tuple (a task's argument list), and T{} otherwise.
+template <class T>
+T blank_for_loading() {
+  if constexpr (LoadsFromBlank<T>) {
+    return T(BlankHandle{});
+  } else if constexpr (is_tuple<T>::value) {
+    return []<class... Ts>(std::type_identity<std::tuple<Ts...>>) {
+      if constexpr ((LoadsFromBlank<Ts> || ...)) {
+        return std::tuple<Ts...>(blank_for_loading<Ts>()...);
+      } else {
+        return std::tuple<Ts...>{};
+      }
+    }(std::type_identity<T>{});
+  } else {
+    return T{};
+  }
+}
+
+}  // namespace detail
+
 template <class T>
 T decode(std::string_view bytes) {
-  T value{};
+  T value = detail::blank_for_loading<T>();
   decode_into(bytes, value);
   return value;
 }

@@ -62,6 +62,7 @@
 #include <vector>
 
 #include "mproc/deadline.h"
+#include "mproc/detail/blank_handle.h"
 #include "mproc/errors.h"
 #include "mproc/lock.h"
 #include "mproc/shm.h"
@@ -204,6 +205,8 @@ class RawValue {
                                            detail::SharedLockKind::kNone, {})) {
     ::new (block_.data()) T(init);
   }
+  // A handle to no value, to load into (see detail/blank_handle.h).
+  explicit RawValue(detail::BlankHandle) noexcept {}
   // Python: passing the object to a process that was not forked. Throws ValueError (another
   // type), std::system_error (no such segment).
   [[nodiscard]] static RawValue attach(std::string_view name) {
@@ -249,6 +252,8 @@ class Value {
   // Guarded by an existing lock, which get_lock() then returns (Python `Value(..., lock=lock)`).
   Value(const T& init, Lock lock) : Value(init, detail::SharedObjectLock(std::move(lock))) {}
   Value(const T& init, RLock lock) : Value(init, detail::SharedObjectLock(std::move(lock))) {}
+  // A handle to no value, to load into (see detail/blank_handle.h).
+  explicit Value(detail::BlankHandle) noexcept {}
   // Also attaches to its lock. Throws ValueError (another type), std::system_error (no such
   // segment).
   [[nodiscard]] static Value attach(std::string_view name) {

@@ -20,6 +20,21 @@
 //   c.connect();
 //   auto q = c.create<mproc::QueueProxy<std::string>>("get_queue");
 //
+// Serializers (Python's `BaseManager(..., serializer='xmlrpclib')`): by default arguments and
+// results travel in the binary form of mproc::encode (any serializable type, same build only).
+// `.serializer = mproc::Serializer::kText` makes them travel as portable text instead (no build,
+// architecture or byte-order dependence), for the types that have an Object form; see
+// manager_serializer.h for exactly which types and proxies that covers (an argument it cannot
+// carry throws SerializationError before anything is sent). The server and its clients must agree:
+//
+//   mproc::BaseManager m({.address = mproc::TcpAddress{"0.0.0.0", 50000}, .authkey = "abc",
+//                         .serializer = mproc::Serializer::kText});
+//
+// A client announces its serializer once per connection, after authentication; a server that
+// uses another one refuses it with a SerializationError naming both (from `connect()`, or from
+// the first call), and keeps serving the others. A proxy remembers its manager's serializer, also
+// when passed to another process.
+//
 // Local clients of a server on a Unix address talk to it through shared memory (a request and
 // its response in one mapping, spin-then-futex wake-ups; the socket only carries large messages
 // and tells each side when the other is gone); TCP clients use the socket.
@@ -31,7 +46,8 @@
 // objects and the other clients are not affected.
 //
 // Errors: `start()` twice, `create` before `start()`/`connect()` -> ProcessError; a wrong authkey
-// -> AuthenticationError (the server stays up); registering after start -> ProcessError; an
+// -> AuthenticationError (the server stays up); a client whose serializer differs from the
+// server's -> SerializationError (the server stays up); registering after start -> ProcessError; an
 // unregistered type name -> NotRegisteredError from the server; a server that cannot bind its
 // address -> std::system_error from `start()`.
 //
@@ -85,7 +101,7 @@ template <class T, class F, class... Args>
 Factory make_factory(std::string name, F factory) {
   return [name = std::move(name),
           factory = std::move(factory)](std::string_view args) -> std::unique_ptr<Servant> {
-    auto tuple = decode_args<std::tuple<Args...>>(args);
+    auto tuple = decode_args<std::tuple<Args...>>(args, current_serializer());
     std::shared_ptr<T> object = std::apply(
         [&](auto&... a) -> std::shared_ptr<T> {
           using Made = std::invoke_result_t<const F&, Args...>;
@@ -140,6 +156,10 @@ struct ManagerOptions {
   // The key clients must prove they know: the process's authkey when unset, as in Python
   // (`current_process().authkey()`, inherited by children); remote clients need an explicit one.
   std::optional<std::string> authkey = std::nullopt;
+  // How arguments and results become bytes (Python's serializer='pickle' | 'xmlrpclib'): kBinary,
+  // or kText, portable across builds and architectures but only for types with an Object form
+  // (manager_serializer.h). The server and every client must choose the same.
+  Serializer serializer = Serializer::kBinary;
 };
 
 // A server serving in the calling thread (Python's `Server`, from `get_server()`).
@@ -210,6 +230,7 @@ class BaseManager {
 
   [[nodiscard]] const Address& address() const { return address_; }
   [[nodiscard]] const std::optional<std::string>& authkey() const { return authkey_; }
+  [[nodiscard]] Serializer serializer() const noexcept { return serializer_; }
   // Whether start() or connect() succeeded and shutdown() has not been called.
   [[nodiscard]] bool running() const noexcept { return state_ == State::kRunning; }
   // The server process's exit code once shut down (0, or -SIGTERM if it had to be killed);
@@ -225,7 +246,7 @@ class BaseManager {
   auto create(std::string_view type_name, Args&&... args) {
     using ProxyType = std::conditional_t<detail::is_proxy<P>::value, P, Proxy<P>>;
     std::tuple<detail::wire_arg_t<Args>...> tuple(std::forward<Args>(args)...);
-    return ProxyType(create_token(type_name, detail::encode_args(tuple)));
+    return ProxyType(create_token(type_name, detail::encode_args(tuple, serializer_)));
   }
 
   // The number of objects the server holds (for tests and debugging, Python's
@@ -248,6 +269,7 @@ class BaseManager {
   enum class State { kIdle, kRunning, kShutDown };
   Address address_;
   std::optional<std::string> authkey_;
+  Serializer serializer_;
   std::shared_ptr<detail::TypeRegistry> registry_;
   std::unique_ptr<detail::ManagerProcess> process_;
   State state_ = State::kIdle;

@@ -33,12 +33,13 @@
 // offered: use map_async. The pool's workers are forked by the server, so they see the server's
 // memory, not the caller's: only the arguments travel.
 //
-// Errors: ValueError after close()/terminate() (and join() before them); TimeoutError from a
-// result's get(timeout); ProcessError for calls pending when the pool is terminated or the
-// manager shut down; the errors of every proxy call (proxy.h).
-// Thread safety, fork safety, lifetime: those of BaseProxy (proxy.h); the server runs each call
-// on the caller's connection thread, and mproc::Pool is thread-safe. Shutting the manager down
-// terminates its pools.
+// Errors: ValueError from manager.Pool() on a manager with the text serializer (tasks travel in
+// the binary task codec); ValueError after close()/terminate() (and join() before them);
+// TimeoutError from a result's get(timeout); ProcessError for calls pending when the pool is
+// terminated or the manager shut down; the errors of every proxy call (proxy.h). Thread safety,
+// fork safety, lifetime: those of BaseProxy (proxy.h); the server runs each call on the caller's
+// connection thread, and mproc::Pool is thread-safe. Shutting the manager down terminates its
+// pools.
 #pragma once
 
 #include <atomic>
@@ -103,11 +104,11 @@ class AsyncResultProxy : public detail::PoolResultProxyBase {
 
   // Waits for the result (woken by the server when it arrives) and returns it, or rethrows the
   // task's exception.
-  R get() const { return detail::decode_reply<R>(payload(std::nullopt)); }
+  R get() const { return detail::decode_reply<R>(payload(std::nullopt), Serializer::kBinary); }
   // As get(); TimeoutError when `timeout` passes first (the task keeps running).
   template <class Rep, class Period>
   R get(std::chrono::duration<Rep, Period> timeout) const {
-    return detail::decode_reply<R>(payload(detail::seconds_of(timeout)));
+    return detail::decode_reply<R>(payload(detail::seconds_of(timeout)), Serializer::kBinary);
   }
 };
 
@@ -130,7 +131,8 @@ class MapResultProxy : public detail::PoolResultProxyBase {
     std::vector<std::string> each = decode<std::vector<std::string>>(bytes);
     std::vector<T> out;
     out.reserve(each.size());
-    for (const std::string& one : each) out.push_back(detail::decode_reply<T>(one));
+    for (const std::string& one : each)
+      out.push_back(detail::decode_reply<T>(one, Serializer::kBinary));
     return out;
   }
 };
@@ -154,7 +156,8 @@ class PoolProxy : public BaseProxy {
     std::string encoded;
     const std::string& name =
         detail::encode_task_call(encoded, fn, std::forward<Args>(args)...).name;
-    return detail::decode_reply<task_result_t<F>>(call_member<&M::apply>("apply", name, encoded));
+    return detail::decode_reply<task_result_t<F>>(call_member<&M::apply>("apply", name, encoded),
+                                                  Serializer::kBinary);
   }
   // Python's apply_async: submits and returns at once a proxy to the server-side result.
   template <class F, class... Args>
@@ -223,7 +226,8 @@ class PoolProxy : public BaseProxy {
 
   template <class Tuple>
   [[nodiscard]] detail::Token make_result(std::string_view type_name, const Tuple& args) const {
-    return detail::create_object(address(), token().authkey, type_name, detail::encode_args(args));
+    return detail::create_object(address(), token().authkey, serializer(), type_name,
+                                 detail::encode_args(args, serializer()));
   }
 
   template <class R>
@@ -266,7 +270,8 @@ class PoolProxy : public BaseProxy {
   static std::vector<R> decode_all(const std::vector<std::string>& results) {
     std::vector<R> out;
     out.reserve(results.size());
-    for (const std::string& one : results) out.push_back(detail::decode_reply<R>(one));
+    for (const std::string& one : results)
+      out.push_back(detail::decode_reply<R>(one, Serializer::kBinary));
     return out;
   }
 

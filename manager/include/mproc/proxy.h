@@ -23,8 +23,9 @@
 //
 // The methods of a `Proxy<T>` have the names of T's methods and take and return the same types
 // (arguments are converted to T's parameter types on the calling side, so a call that would not
-// compile on T does not compile on the proxy); arguments and results travel through
-// mproc::encode (serialize.h), so they must be serializable. A listed method must not be
+// compile on T does not compile on the proxy); arguments and results travel through the
+// manager's serializer (manager_serializer.h; mproc::encode by default), so they must be
+// serializable by it. A listed method must not be
 // overloaded or a template (its address must be unique). The server calls methods of one object
 // from several connection threads at once, as Python's does: T must be thread-safe.
 //
@@ -62,6 +63,7 @@
 #include <vector>
 
 #include "mproc/errors.h"
+#include "mproc/manager_serializer.h"
 #include "mproc/object.h"
 #include "mproc/serialize.h"
 
@@ -75,10 +77,18 @@ struct Token {
   std::string address;    // Address::to_string() of the server
   std::optional<std::string> authkey;
   std::uint64_t id = 0;
+  Serializer serializer = Serializer::kBinary;  // the server's (ManagerOptions::serializer)
 
   template <class Ar>
   void serialize(Ar& ar, unsigned /*version*/) {
-    ar& type_name& address& authkey& id;
+    // The enum travels as a byte (mproc's archive takes no enum inside a class's serialize).
+    auto s = static_cast<std::uint8_t>(serializer);
+    ar& type_name& address& authkey& id& s;
+    if constexpr (Ar::is_loading::value) {
+      if (s > static_cast<std::uint8_t>(Serializer::kText))
+        throw SerializationError("a proxy's token names an unknown serializer");
+      serializer = static_cast<Serializer>(s);
+    }
   }
 };
 
@@ -117,34 +127,34 @@ class ProxyRef {
 // Creates an object of the registered type `type_name` with the encoded constructor arguments;
 // returns its token (holding the reference the server counted for us).
 [[nodiscard]] Token create_object(const std::string& address,
-                                  const std::optional<std::string>& authkey,
+                                  const std::optional<std::string>& authkey, Serializer serializer,
                                   std::string_view type_name, std::string_view args);
 
-// Argument tuples: an empty tuple is sent as nothing at all.
+// Argument tuples, in the connection's serializer: an empty tuple is sent as nothing at all.
 template <class Tuple>
-[[nodiscard]] std::string encode_args(const Tuple& args) {
+[[nodiscard]] std::string encode_args(const Tuple& args, Serializer serializer) {
   if constexpr (std::tuple_size_v<Tuple> == 0) {
     return {};
   } else {
-    return encode(args);
+    return encode_payload(args, serializer);
   }
 }
 template <class Tuple>
-[[nodiscard]] Tuple decode_args(std::string_view bytes) {
+[[nodiscard]] Tuple decode_args(std::string_view bytes, Serializer serializer) {
   if constexpr (std::tuple_size_v<Tuple> == 0) {
     if (!bytes.empty()) throw SerializationError("a method without arguments received arguments");
     return {};
   } else {
-    return decode<Tuple>(bytes);
+    return decode_payload<Tuple>(bytes, serializer);
   }
 }
 
 template <class R>
-[[nodiscard]] R decode_reply(std::string_view bytes) {
+[[nodiscard]] R decode_reply(std::string_view bytes, Serializer serializer) {
   if constexpr (std::is_void_v<R>) {
     if (!bytes.empty()) throw SerializationError("a void method returned a value");
   } else {
-    return decode<R>(bytes);
+    return decode_payload<R>(bytes, serializer);
   }
 }
 
@@ -185,17 +195,20 @@ struct Method {
   MethodFn<T> fn;
 };
 
-// Decodes the arguments, calls the member on the object, encodes the result.
+// Decodes the arguments, calls the member on the object, encodes the result (in the serializer
+// of the connection being served).
 template <auto M>
 std::string dispatch(typename MemberSignature<decltype(M)>::Class& self, std::string_view args) {
   using Sig = Signature<typename MemberSignature<decltype(M)>::Function>;
-  auto tuple = decode_args<typename Sig::Args>(args);
+  const Serializer serializer = current_serializer();
+  auto tuple = decode_args<typename Sig::Args>(args, serializer);
   if constexpr (std::is_void_v<typename Sig::Result>) {
     std::apply([&](auto&... a) { std::invoke(M, self, std::move(a)...); }, tuple);
     return {};
   } else {
-    return encode(
-        std::apply([&](auto&... a) { return std::invoke(M, self, std::move(a)...); }, tuple));
+    return encode_payload(
+        std::apply([&](auto&... a) { return std::invoke(M, self, std::move(a)...); }, tuple),
+        serializer);
   }
 }
 
@@ -257,6 +270,8 @@ class BaseProxy {
   [[nodiscard]] const std::string& type_name() const { return token().type_name; }
   [[nodiscard]] const std::string& address() const { return token().address; }
   [[nodiscard]] std::uint64_t id() const { return token().id; }
+  // The serializer of the proxy's manager (ManagerOptions::serializer).
+  [[nodiscard]] Serializer serializer() const { return token().serializer; }
   [[nodiscard]] bool bound() const noexcept { return ref_ != nullptr; }
 
   // Two proxies are equal when they refer to the same object.
@@ -297,8 +312,9 @@ class BaseProxy {
   // its own (one request). Throws TypeError for an Object that is not a Reference.
   [[nodiscard]] static detail::ReferencedToken from_object(const Object& o) {
     const Reference& r = o.as_reference();
-    return {
-        detail::ProxyRef::acquire_token(detail::Token{r.type_name, r.address, r.authkey, r.id})};
+    // A Reference only travels over the binary serializer (it has no text form).
+    return {detail::ProxyRef::acquire_token(
+        detail::Token{r.type_name, r.address, r.authkey, r.id, Serializer::kBinary})};
   }
 
   // Low level: calls `method` with an encoded argument tuple; returns the encoded result.
@@ -316,9 +332,10 @@ class BaseProxy {
     const detail::Token& t = token();
     std::string request = detail::begin_call(t, method);
     if constexpr (std::tuple_size_v < typename S::Args >> 0) {
-      encode_into(typename S::Args(std::forward<A>(args)...), request);
+      detail::encode_payload_into(typename S::Args(std::forward<A>(args)...), t.serializer,
+                                  request);
     }
-    return detail::decode_reply<typename S::Result>(detail::finish_call(t, request));
+    return detail::decode_reply<typename S::Result>(detail::finish_call(t, request), t.serializer);
   }
 
   // The same for a member function M of the managed class.

@@ -13,8 +13,9 @@
 // Unlike `mproc::Queue` (queue.h), which lives in shared memory, this one lives in the server:
 // any process that has the proxy can use it (a Pool worker, a process that received it through
 // a queue or a pipe, a remote client), at the cost of one request per call. Items are encoded
-// here with mproc::encode (serialize.h) and decoded on `get` (SerializationError if the item is
-// not a T); the server stores the bytes, so proxies of different item types may share a queue.
+// here in the manager's serializer (manager_serializer.h; mproc::encode by default) and decoded on
+// `get` (SerializationError if the item is not a T); the server stores the bytes, so proxies of
+// different item types may share a queue.
 //
 // Blocking calls block only the calling thread: `put` while the queue is full (woken by a get),
 // `get` while it is empty (woken by a put), `join` until every item had its task_done(). The
@@ -54,7 +55,8 @@ class QueueProxy : public BaseProxy {
   // throws Full. Python's put(item, block=True, timeout=None): with `block == false` it throws
   // Full at once (the timeout is ignored).
   void put(const T& item, bool block = true, std::optional<double> timeout = std::nullopt) const {
-    call_member<&managed::Queue::put>("put", encode(item), block, timeout);
+    call_member<&managed::Queue::put>("put", detail::encode_payload(item, serializer()), block,
+                                      timeout);
   }
   template <class Rep, class Period>
   void put(const T& item, std::chrono::duration<Rep, Period> timeout) const {
@@ -69,7 +71,8 @@ class QueueProxy : public BaseProxy {
   // Removes and returns the oldest item; blocks while the queue is empty (woken by a put) until
   // the timeout, then throws Empty (at once with `block == false`).
   [[nodiscard]] T get(bool block = true, std::optional<double> timeout = std::nullopt) const {
-    return decode<T>(call_member<&managed::Queue::get>("get", block, timeout));
+    return detail::decode_payload<T>(call_member<&managed::Queue::get>("get", block, timeout),
+                                     serializer());
   }
   template <class Rep, class Period>
   [[nodiscard]] T get(std::chrono::duration<Rep, Period> timeout) const {

@@ -30,6 +30,7 @@
 #include <utility>
 
 #include "mproc/deadline.h"
+#include "mproc/detail/blank_handle.h"
 
 namespace mproc {
 
@@ -66,6 +67,8 @@ class ByteQueue {
  public:
   // Creates a new queue; this process owns its name.
   explicit ByteQueue(const QueueOptions& options);
+  // No queue, to load into (see blank_handle.h); only assignment and destruction are valid.
+  explicit ByteQueue(BlankHandle) noexcept {}
   // Maps the queue created elsewhere under `name` (std::system_error if there is none, ValueError
   // if the segment is not a queue).
   [[nodiscard]] static ByteQueue attach(std::string_view name);
