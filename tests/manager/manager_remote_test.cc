@@ -3,8 +3,6 @@
 // calls `manager.get_queue()`; the C++ client needs no declaration at all: it asks the server
 // for the type by name, `create<QueueProxy<Object>>("get_queue")`, and only the server has a
 // callable for it.
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <functional>
@@ -17,6 +15,7 @@
 #include "mproc/mproc.h"
 #include "mproc/sync_manager.h"
 
+#include "remote_values.h"
 #include "support.h"
 
 namespace mproc {
@@ -24,24 +23,8 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::string random_key() {  // Python's os.urandom(32)
-  std::string key(32, '\0');
-  int fd = ::open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-  EXPECT_GE(fd, 0);
-  EXPECT_EQ(::read(fd, key.data(), key.size()), 32);
-  ::close(fd);
-  return key;
-}
-
-// The values of CPython's test: str, None, bool, float, non-ASCII str (two scripts), bytes.
-Object mixed_tuple() {
-  return Object::tuple({"hello world", None, true, 2.25, "hall\u00e5 v\u00e4rld",
-                        "\u043f\u0440\u0438\u0432\u0456\u0442 \u0441\u0432\u0456\u0442",
-                        Object::bytes("hall\xe5 v\xe4rld")});
-}
-
 struct QueueServer {
-  std::string key = random_key();
+  std::string key = test::random_key();
   BaseManager manager{{.address = TcpAddress{"127.0.0.1", 0}, .authkey = key}};
   QueueServer() {
     auto queue = std::make_shared<managed::Queue>(0);
@@ -58,7 +41,8 @@ TEST(ManagerRemote, ClientWithOnlyAddressAndKeyPutsAMixedTuple) {
     // Nothing registered here: the name is resolved by the server.
     BaseManager client({.address = Address(address), .authkey = key});
     client.connect();
-    client.create<QueueProxy<Object>>("get_queue").put(mixed_tuple());
+    client.create<QueueProxy<Object>>("get_queue")
+        .put(Object::tuple(test::cpython_remote_values()));
     return 0;
   });
   EXPECT_EQ(putter.code, 0);
@@ -67,7 +51,10 @@ TEST(ManagerRemote, ClientWithOnlyAddressAndKeyPutsAMixedTuple) {
   manager2.connect();
   auto queue = manager2.create<QueueProxy<Object>>("get_queue");
   Object got = queue.get(10s);
-  EXPECT_EQ(got, mixed_tuple());  // a tuple here (Python's xmlrpc turns it into a list)
+  EXPECT_EQ(
+      got,
+      Object::tuple(
+          test::cpython_remote_values()));  // a tuple here (Python's xmlrpc turns it into a list)
   EXPECT_EQ(got.repr(),
             "('hello world', None, True, 2.25, 'hall\u00e5 v\u00e4rld', "
             "'\u043f\u0440\u0438\u0432\u0456\u0442 \u0441\u0432\u0456\u0442', "
@@ -76,7 +63,7 @@ TEST(ManagerRemote, ClientWithOnlyAddressAndKeyPutsAMixedTuple) {
 
 TEST(ManagerRemote, WrongRandomKeyIsRefused) {
   QueueServer server;
-  BaseManager intruder({.address = server.manager.address(), .authkey = random_key()});
+  BaseManager intruder({.address = server.manager.address(), .authkey = test::random_key()});
   EXPECT_THROW(intruder.connect(), AuthenticationError);
 }
 
@@ -96,7 +83,7 @@ TEST(ManagerRemote, UnsupportedValuesAreRefused) {
   QueueServer server;
   BaseManager client({.address = server.manager.address(), .authkey = server.key});
   client.connect();
-  client.create<QueueProxy<Object>>("get_queue").put(mixed_tuple());
+  client.create<QueueProxy<Object>>("get_queue").put(Object::tuple(test::cpython_remote_values()));
   auto typed = client.create<QueueProxy<std::tuple<int, std::string>>>("get_queue");
   EXPECT_THROW((void)typed.get(10s), SerializationError);
 }

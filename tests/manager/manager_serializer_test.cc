@@ -3,9 +3,6 @@
 // Serializer::kText here. First the text form itself, then managers using it.
 #include "mproc/manager_serializer.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -25,6 +22,7 @@
 #include "mproc/mproc.h"
 #include "mproc/sync_manager.h"
 
+#include "remote_values.h"
 #include "support.h"
 
 // A type with only a Boost serialize member: the binary serializer carries it, the text one not.
@@ -165,22 +163,6 @@ TEST(TextPayload, RefusesTypesWithoutAnObjectFormNamingThem) {
 
 // ---- managers
 
-std::string random_key() {  // Python's os.urandom(32)
-  std::string key(32, '\0');
-  int fd = ::open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-  EXPECT_GE(fd, 0);
-  EXPECT_EQ(::read(fd, key.data(), key.size()), 32);
-  ::close(fd);
-  return key;
-}
-
-// CPython's values: str, None, bool, float, non-ASCII str, bytes.
-Object mixed_values() {
-  return Object::list({"hello world", None, true, 2.25, "hall\u00e5 v\u00e4rld",
-                       "\u043f\u0440\u0438\u0432\u0456\u0442 \u0441\u0432\u0456\u0442",
-                       Object::bytes("hall\xe5 v\xe4rld")});
-}
-
 // The local tests come first: the TCP tests below leave server threads behind in this process
 // (blocked on the connections cached by its clients), and a Manager forks its server.
 // A local (Unix address, shared-memory channel) manager with the text serializer: the standard
@@ -191,8 +173,8 @@ TEST(ManagerTextSerializer, LocalSyncManagerContainersWorkAndPoolIsRefused) {
   d.set("a", {1, 2, 3});
   EXPECT_EQ(d.get("a"), (std::vector<int>{1, 2, 3}));
   auto l = manager.list<Object>();
-  l.append(mixed_values());
-  EXPECT_EQ(l.at(0), mixed_values());
+  l.append(Object::list(test::cpython_remote_values()));
+  EXPECT_EQ(l.at(0), Object::list(test::cpython_remote_values()));
   auto q = manager.Queue<std::tuple<int, std::string>>();
   q.put({1, "one"});
   EXPECT_EQ(q.get(10s), std::make_tuple(1, std::string("one")));
@@ -279,7 +261,7 @@ class TextServer {
   TextServer(const TextServer&) = delete;
   TextServer& operator=(const TextServer&) = delete;
 
-  std::string key = random_key();
+  std::string key = test::random_key();
   std::shared_ptr<managed::Queue> queue = std::make_shared<managed::Queue>(0);
   std::string address;
 
@@ -298,7 +280,7 @@ TEST(ManagerTextSerializer, RemoteClientWithOnlyAddressAndKeyPutsMixedValues) {
     BaseManager client(
         {.address = Address(address), .authkey = key, .serializer = Serializer::kText});
     client.connect();
-    client.create<QueueProxy<Object>>("get_queue").put(mixed_values());
+    client.create<QueueProxy<Object>>("get_queue").put(Object::list(test::cpython_remote_values()));
     return 0;
   });
   server.serve();
@@ -307,7 +289,7 @@ TEST(ManagerTextSerializer, RemoteClientWithOnlyAddressAndKeyPutsMixedValues) {
   // What the server holds is the portable text, and exactly those values.
   std::string item = server.queue->get(true, 10.0);
   Object got = decode_text(item);
-  EXPECT_EQ(got, mixed_values());
+  EXPECT_EQ(got, Object::list(test::cpython_remote_values()));
   EXPECT_EQ(got.repr(),
             "['hello world', None, True, 2.25, 'hall\u00e5 v\u00e4rld', "
             "'\u043f\u0440\u0438\u0432\u0456\u0442 \u0441\u0432\u0456\u0442', "
