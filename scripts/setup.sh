@@ -10,6 +10,7 @@ packages=(
   libssl-dev
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-matplotlib
+  libboost-mpi-dev openmpi-bin python3-mpi4py
 )
 
 missing=()

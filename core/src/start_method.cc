@@ -6,6 +6,7 @@
 #include <mutex>
 #include <string>
 
+#include "mproc/detail/init_hook.h"
 #include "mproc/errors.h"
 #include "mproc/init.h"
 
@@ -57,6 +58,8 @@ detail::TaskDirectory& directory() {
   static detail::TaskDirectory d;
   return d;
 }
+
+std::atomic<detail::InitHook> init_hook{nullptr};
 
 }  // namespace
 
@@ -147,6 +150,7 @@ void init(int argc, char** argv) {
     std::_Exit(1);
   }
   if (default_start_method() == StartMethod::forkserver) detail::ensure_forkserver();
+  if (detail::InitHook hook = init_hook.load()) hook(argc, argv);
 }
 
 namespace detail {
@@ -165,6 +169,8 @@ bool init_was_called() noexcept { return init_called.load(); }
 std::string program_name() { return saved_program_name(); }
 
 void set_task_directory(TaskDirectory d) noexcept { directory() = d; }
+
+void set_init_hook(InitHook hook) noexcept { init_hook.store(hook); }
 
 const TaskDirectory& task_directory() {
   if (directory().find == nullptr) {

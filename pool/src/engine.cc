@@ -809,21 +809,4 @@ void PoolEngine::terminate_workers(int signal) {
   changed_.notify_all();
 }
 
-// ---- pool.h's entry points ----
-
-void check_running(const PoolEngine& engine) { engine.check_running(); }
-int processes(const PoolEngine& engine) noexcept { return engine.processes(); }
-std::uint64_t open_job(PoolEngine& engine, std::shared_ptr<Job> job) {
-  return engine.open_job(std::move(job));
-}
-std::uint64_t open_job(PoolEngine& engine, std::shared_ptr<Job> job, const JobLimits& limits) {
-  return engine.open_job(std::move(job), limits);
-}
-void submit_chunk(PoolEngine& engine, std::uint64_t job, std::uint32_t chunk,
-                  std::string_view message) {
-  engine.submit_chunk(job, chunk, message);
-}
-void seal_job(PoolEngine& engine, std::uint64_t job) noexcept { engine.seal_job(job); }
-bool remote_args(const PoolEngine& engine) noexcept { return engine.remote_args(); }
-
 }  // namespace mproc::detail

@@ -21,6 +21,7 @@
 #include "mproc/connection.h"
 #include "mproc/deadline.h"
 #include "mproc/detail/byte_queue.h"
+#include "mproc/pool.h"
 #include "mproc/process.h"
 #include "mproc/shm.h"
 #include "mproc/task.h"
@@ -102,7 +103,7 @@ struct ZygoteStart {
 
 struct JobLimits;
 
-class PoolEngine : public JobControl, public std::enable_shared_from_this<PoolEngine> {
+class PoolEngine : public Engine, public std::enable_shared_from_this<PoolEngine> {
  public:
   explicit PoolEngine(PoolConfig config);
   // The engine as a zygote started by spawn or the fork server sees it: attached to the pool's
@@ -110,26 +111,26 @@ class PoolEngine : public JobControl, public std::enable_shared_from_this<PoolEn
   explicit PoolEngine(const ZygoteStart& start);
   ~PoolEngine() override;
 
-  void check_running() const;
-  std::uint64_t open_job(std::shared_ptr<Job> job);
+  void check_running() const override;
+  std::uint64_t open_job(std::shared_ptr<Job> job) override;
   // A job with a per-task timeout (or kill grace): the collector watches its chunks.
-  std::uint64_t open_job(std::shared_ptr<Job> job, const JobLimits& limits);
+  std::uint64_t open_job(std::shared_ptr<Job> job, const JobLimits& limits) override;
   // AsyncResult::cancel (any thread).
   bool cancel_job(std::uint64_t job, bool interrupt) override;
   // Pool::terminate_workers (SIGTERM) and kill_workers (SIGKILL).
-  void terminate_workers(int signal);
-  void submit_chunk(std::uint64_t job, std::uint32_t chunk, std::string_view message);
-  void seal_job(std::uint64_t job) noexcept;
+  void terminate_workers(int signal) override;
+  void submit_chunk(std::uint64_t job, std::uint32_t chunk, std::string_view message) override;
+  void seal_job(std::uint64_t job) noexcept override;
 
-  void close();
-  void terminate();
-  void join();
+  void close() override;
+  void terminate() override;
+  void join() override;
 
-  [[nodiscard]] int processes() const noexcept { return config_.processes; }
-  [[nodiscard]] bool remote_args() const noexcept {
+  [[nodiscard]] int processes() const noexcept override { return config_.processes; }
+  [[nodiscard]] bool remote_args() const noexcept override {
     return remote_args_.load(std::memory_order_relaxed);
   }
-  [[nodiscard]] std::vector<pid_t> worker_pids() const;
+  [[nodiscard]] std::vector<pid_t> worker_pids() const override;
 
   // What the zygote and the workers run (zygote.cc, worker_main.cc); they never return.
   [[noreturn]] void zygote_main(int command_fd);

@@ -43,7 +43,8 @@ Pool::Pool() : Pool(PoolOptions{}) {}
 Pool::Pool(int processes) : Pool(PoolOptions{.processes = processes}) {}
 
 Pool::Pool(PoolOptions options)
-    : engine_(std::make_shared<detail::PoolEngine>(make_config(std::move(options)))) {}
+    : engine_(options.cluster ? options.cluster->make_engine(options)
+                              : detail::make_local_engine(std::move(options))) {}
 
 Pool::~Pool() = default;  // the engine's destructor terminates and joins
 
@@ -56,6 +57,10 @@ int Pool::processes() const noexcept { return engine_->processes(); }
 std::vector<pid_t> Pool::worker_pids() const { return engine_->worker_pids(); }
 
 namespace detail {
+
+std::shared_ptr<Engine> make_local_engine(PoolOptions options) {
+  return std::make_shared<PoolEngine>(make_config(std::move(options)));
+}
 
 std::size_t map_chunksize(const std::optional<std::size_t>& chunksize,
                           const std::optional<std::chrono::nanoseconds>& timeout, std::size_t items,

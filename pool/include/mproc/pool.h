@@ -82,6 +82,10 @@
 
 namespace mproc {
 
+namespace detail {
+class Cluster;
+}  // namespace detail
+
 // Python's Pool(processes, initializer, initargs, maxtasksperchild).
 struct PoolOptions {
   // Number of workers; default cpu_count(). Must be at least 1 (ValueError otherwise).
@@ -102,6 +106,9 @@ struct PoolOptions {
   // their arguments travel by name, as they always do; the initializer must be a
   // mproc::task_call.
   std::optional<StartMethod> start_method{};
+  // Runs the pool's tasks on the workers of a cluster instead of this machine's
+  // (`mproc::mpi_cluster()`, mproc/dist.h); unset: a local pool.
+  std::shared_ptr<detail::Cluster> cluster{};
 };
 
 // A task's own limits (see "Timeouts" above): the last argument of apply_async,
@@ -159,8 +166,6 @@ struct MapAsyncOptions {
 };
 
 namespace detail {
-
-class PoolEngine;
 
 // Builds one task message: a chunk of calls of one task. Format (internal):
 //   'T' u64 job  u32 chunk  u32 name_size name  u32 count  { u64 size  args }*count
@@ -234,18 +239,58 @@ constexpr bool last_is_task_options() {
   }
 }
 
-// The engine's entry points for the templates below (pool.cc). ValueError once the pool is
-// closed or terminated (and for a timeout or grace below zero).
-void check_running(const PoolEngine& engine);
-[[nodiscard]] int processes(const PoolEngine& engine) noexcept;
-std::uint64_t open_job(PoolEngine& engine, std::shared_ptr<Job> job);
-std::uint64_t open_job(PoolEngine& engine, std::shared_ptr<Job> job, const JobLimits& limits);
-void submit_chunk(PoolEngine& engine, std::uint64_t job, std::uint32_t chunk,
-                  std::string_view message);
-// Whether workers can read a batch chunk's arguments from this process (until one found it cannot).
-[[nodiscard]] bool remote_args(const PoolEngine& engine) noexcept;
-// No more chunks for `job`: the engine forgets it once every chunk is in.
-void seal_job(PoolEngine& engine, std::uint64_t job) noexcept;
+// What runs a Pool's chunks: this machine's worker processes (pool/src/engine.h) or a cluster's
+// (mproc/dist.h). Chunks are ChunkWriter's messages; results go to the Job given to open_job,
+// each chunk delivered or failed exactly once. open_job, submit_chunk and check_running throw
+// ValueError once the pool is closed or terminated (and for a timeout or grace below zero).
+// Thread safety: every member may be called from several threads.
+class Engine : public JobControl {
+ public:
+  virtual void check_running() const = 0;
+  [[nodiscard]] virtual int processes() const noexcept = 0;
+  virtual std::uint64_t open_job(std::shared_ptr<Job> job) = 0;
+  virtual std::uint64_t open_job(std::shared_ptr<Job> job, const JobLimits& limits) = 0;
+  virtual void submit_chunk(std::uint64_t job, std::uint32_t chunk, std::string_view message) = 0;
+  // Whether workers can read a batch chunk's arguments from this process (packed_remote).
+  [[nodiscard]] virtual bool remote_args() const noexcept = 0;
+  // No more chunks for `job`: the engine forgets it once every chunk is in.
+  virtual void seal_job(std::uint64_t job) noexcept = 0;
+  virtual void close() = 0;
+  virtual void terminate() = 0;
+  virtual void join() = 0;
+  // Pool::terminate_workers (SIGTERM) and kill_workers (SIGKILL).
+  virtual void terminate_workers(int signal) = 0;
+  [[nodiscard]] virtual std::vector<pid_t> worker_pids() const = 0;
+};
+
+// Where PoolOptions::cluster sends a pool: makes the engine for Pool(options).
+class Cluster {
+ public:
+  virtual ~Cluster() = default;
+  [[nodiscard]] virtual std::shared_ptr<Engine> make_engine(const PoolOptions& options) = 0;
+};
+
+// This machine's engine for `options` (ValueError for bad options); what Pool uses without a
+// cluster.
+[[nodiscard]] std::shared_ptr<Engine> make_local_engine(PoolOptions options);
+
+// The engine's entry points for the templates below.
+inline void check_running(const Engine& engine) { engine.check_running(); }
+[[nodiscard]] inline int processes(const Engine& engine) noexcept { return engine.processes(); }
+inline std::uint64_t open_job(Engine& engine, std::shared_ptr<Job> job) {
+  return engine.open_job(std::move(job));
+}
+inline std::uint64_t open_job(Engine& engine, std::shared_ptr<Job> job, const JobLimits& limits) {
+  return engine.open_job(std::move(job), limits);
+}
+inline void submit_chunk(Engine& engine, std::uint64_t job, std::uint32_t chunk,
+                         std::string_view message) {
+  engine.submit_chunk(job, chunk, message);
+}
+[[nodiscard]] inline bool remote_args(const Engine& engine) noexcept {
+  return engine.remote_args();
+}
+inline void seal_job(Engine& engine, std::uint64_t job) noexcept { engine.seal_job(job); }
 
 }  // namespace detail
 
@@ -510,7 +555,7 @@ class Pool {
   // weakly: an iterator that outlives its pool just ends.
   template <class F, class Range>
   struct IMapFeeder {
-    std::weak_ptr<detail::PoolEngine> engine;
+    std::weak_ptr<detail::Engine> engine;
     const F* fn;
     std::string name;
     Range range;
@@ -610,7 +655,7 @@ class Pool {
     return writer;
   }
 
-  std::shared_ptr<detail::PoolEngine> engine_;
+  std::shared_ptr<detail::Engine> engine_;
 };
 
 }  // namespace mproc

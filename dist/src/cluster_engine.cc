@@ -1,0 +1,114 @@
+#include "cluster_engine.h"
+
+#include <signal.h>
+
+#include <string>
+
+#include "mproc/errors.h"
+
+#include "os_error.h"
+
+namespace mproc::dist {
+
+ClusterEngine::ClusterEngine(Hub& hub, int workers)
+    : hub_(hub), workers_(workers), owner_(hub.new_owner()) {}
+
+ClusterEngine::~ClusterEngine() {
+  try {
+    terminate();
+    join();
+  } catch (const std::exception& e) {
+    detail::report_error(std::string("cannot shut the cluster pool down: ") + e.what());
+  }
+}
+
+void ClusterEngine::check_running() const {
+  std::scoped_lock lock(mutex_);
+  if (state_ != State::kRun) throw ValueError("Pool not running");
+}
+
+std::uint64_t ClusterEngine::open(std::shared_ptr<detail::Job> job,
+                                  const detail::JobLimits* limits) {
+  if (limits) {
+    if (limits->timeout && limits->timeout->count() <= 0)
+      throw ValueError("a task timeout must be positive");
+    if (limits->kill_grace.count() < 0) throw ValueError("kill_grace must not be negative");
+  }
+  detail::Job& opened = *job;
+  std::uint64_t id = 0;
+  {
+    // Held across the hub's open_job: terminate() either sees the job or comes before it.
+    std::scoped_lock lock(mutex_);
+    if (state_ != State::kRun) throw ValueError("Pool not running");
+    id = hub_.open_job(owner_, std::move(job), limits);
+  }
+  opened.attach(weak_from_this(), id);
+  return id;
+}
+
+std::uint64_t ClusterEngine::open_job(std::shared_ptr<detail::Job> job) {
+  return open(std::move(job), nullptr);
+}
+
+std::uint64_t ClusterEngine::open_job(std::shared_ptr<detail::Job> job,
+                                      const detail::JobLimits& limits) {
+  return open(std::move(job), &limits);
+}
+
+void ClusterEngine::submit_chunk(std::uint64_t job, std::uint32_t chunk, std::string_view message) {
+  hub_.submit(job, chunk, message);
+}
+
+void ClusterEngine::seal_job(std::uint64_t job) noexcept { hub_.seal(job); }
+
+bool ClusterEngine::cancel_job(std::uint64_t job, bool interrupt) {
+  return hub_.cancel(job, interrupt);
+}
+
+void ClusterEngine::close() {
+  std::scoped_lock lock(mutex_);
+  if (state_ == State::kRun) state_ = State::kClose;
+}
+
+void ClusterEngine::terminate() {
+  {
+    std::scoped_lock lock(mutex_);
+    if (state_ == State::kTerminate || joined_) return;
+    state_ = State::kTerminate;
+  }
+  hub_.drop_owner(
+      owner_,
+      std::make_exception_ptr(ProcessError("the pool was terminated before this task finished")),
+      nullptr);
+}
+
+void ClusterEngine::join() {
+  State state;
+  {
+    std::scoped_lock lock(mutex_);
+    if (state_ == State::kRun)
+      throw ValueError("Pool is still running: close() or terminate() it first");
+    if (joined_) return;
+    state = state_;
+  }
+  if (state == State::kClose) hub_.wait_owner_idle(owner_);
+  std::scoped_lock lock(mutex_);
+  joined_ = true;
+}
+
+void ClusterEngine::terminate_workers(int signal) {
+  {
+    std::scoped_lock lock(mutex_);
+    if (state_ == State::kTerminate || joined_) return;
+    state_ = State::kTerminate;
+  }
+  const std::string how = signal == SIGKILL ? "kill_workers" : "terminate_workers";
+  hub_.drop_owner(
+      owner_,
+      std::make_exception_ptr(ProcessError("the pool's workers were forcefully shut down (" + how +
+                                           ") while this task ran")),
+      std::make_exception_ptr(CancelledError("the pool's workers were forcefully shut down (" +
+                                             how + ") before this task started")));
+}
+
+}  // namespace mproc::dist

@@ -1,0 +1,137 @@
+// Rank 0's side of mproc::dist: one thread that owns MPI, sends chunks to the node agents as
+// they have room for them, and feeds what comes back to the pools' jobs. Every cluster pool
+// (ClusterEngine) of the program shares it; jobs are numbered here, so the numbers are unique
+// across pools.
+//
+// Demand, not a split up front: an agent holds at most kCreditsPerWorker chunks per worker of its
+// node that it has not answered yet; each answer lets rank 0 send it one more. A fast node thus
+// gets more chunks than a slow one, and no chunk waits on a busy node while another is idle
+// (beyond the few each node holds in its local queue).
+//
+// Thread safety: every member may be called from any thread; Job callbacks run on the hub's
+// thread (the counterpart of the local pool's collector thread).
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "mproc/async_result.h"
+#include "mproc/pool.h"
+
+#include "link.h"
+
+namespace mproc::dist {
+
+class Hub {
+ public:
+  // Enough in flight to hide a round trip when tasks are tiny (on a loaded 2-core machine, three
+  // ranks: 60k-110k tasks/s with four, 10k-40k with two), few enough that a slow node holds few.
+  static constexpr std::uint32_t kCreditsPerWorker = 4;
+
+  // Started by mproc::init on rank 0 (its thread initializes MPI); stopped at exit, when it
+  // tells every agent to stop and finalizes MPI. instance() is null before start() and on
+  // other ranks.
+  static void start();
+  [[nodiscard]] static Hub* instance() noexcept;
+
+  // Waits until MPI is up; the number of ranks. ProcessError if MPI could not start.
+  int wait_started();
+  // Waits (up to `limit`) until every agent has reported its workers; their total.
+  // ProcessError when one has not by then, or when MPI could not start.
+  int wait_ready(std::chrono::seconds limit);
+
+  // A new owner number for a pool (its jobs are counted, terminated and waited for together).
+  std::uint64_t new_owner();
+  // Throws ProcessError once the program is ending (the hub stopped).
+  std::uint64_t open_job(std::uint64_t owner, std::shared_ptr<detail::Job> job,
+                         const detail::JobLimits* limits);
+  // ValueError when the job is gone (terminated meanwhile).
+  void submit(std::uint64_t job, std::uint32_t chunk, std::string_view message);
+  void seal(std::uint64_t job) noexcept;
+  // AsyncResult::cancel: a job none of whose chunks has reached an agent is dropped; one that
+  // has only with `interrupt`, the agents then stopping the workers that run it.
+  bool cancel(std::uint64_t job, bool interrupt);
+  // Pool::terminate and terminate_workers: every job of `owner` fails, its running chunks are
+  // stopped on the agents. A job none of whose chunks has started fails with `unstarted` and
+  // counts as cancelled (when given), any other with `running`.
+  void drop_owner(std::uint64_t owner, const std::exception_ptr& running,
+                  const std::exception_ptr& unstarted);
+  // Until no chunk of `owner`'s is outstanding (Pool::join after close; an imap that is still
+  // being fed does not hold it up, as in the local pool).
+  void wait_owner_idle(std::uint64_t owner);
+
+ private:
+  struct JobEntry {
+    std::shared_ptr<detail::Job> job;
+    std::uint64_t owner = 0;
+    std::set<std::uint32_t> outstanding;   // submitted, not yet answered
+    std::map<std::uint32_t, int> running;  // sent to an agent (chunk -> rank), not yet answered
+    bool sealed = false;
+    std::uint32_t submitted = 0;
+    std::optional<std::chrono::nanoseconds> timeout;
+    std::chrono::nanoseconds kill_grace{0};
+    std::string task;
+  };
+  struct Pending {
+    std::uint64_t job = 0;
+    std::uint32_t chunk = 0;
+    std::string message;  // the whole 'J' message
+  };
+  struct Agent {
+    bool ready = false;
+    std::uint32_t workers = 0;
+    std::string host;
+    std::uint32_t in_flight = 0;
+  };
+
+  Hub() = default;
+  void run();            // the hub's thread
+  void stop() noexcept;  // at exit
+  void on_message(const Link::Message& message);
+  // An agent answered (job, chunk): its credit comes back; the job if the chunk was still
+  // outstanding (each chunk is delivered or failed once), and its owner.
+  std::shared_ptr<detail::Job> answered(int rank, std::uint64_t job, std::uint32_t chunk,
+                                        std::uint64_t& owner);
+  // After a chunk's result was delivered or failed (so that join() returns only then).
+  void delivered(std::uint64_t owner, std::size_t chunks);
+  // Under mutex_: moves what may be sent now (kills, then chunks by credit) into `out`.
+  void take_sends(std::vector<std::pair<int, std::string>>& out);
+  // Under mutex_: `chunks` of `owner`'s are no longer outstanding.
+  void count_off(std::uint64_t owner, std::size_t chunks);
+  void wake() noexcept;
+
+  std::thread thread_;
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;  // started, an agent ready, an owner idle, stopped
+  std::condition_variable wake_;     // work for the hub's thread
+  bool woken_ = false;
+  bool started_ = false;
+  std::string failed_;  // why MPI could not start
+  bool stopping_ = false;
+  bool stopped_ = false;
+  int size_ = 0;
+  int ready_ = 0;
+  std::vector<Agent> agents_;  // by rank (0 unused)
+  std::uint64_t next_job_ = 1;
+  std::uint64_t next_owner_ = 1;
+  std::unordered_map<std::uint64_t, JobEntry> jobs_;
+  std::unordered_map<std::uint64_t, std::size_t> owner_chunks_;  // outstanding, by owner
+  std::deque<Pending> pending_;
+  std::vector<std::pair<int, std::string>> control_;  // kills to send first
+};
+
+}  // namespace mproc::dist
