@@ -30,6 +30,7 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <ranges>
@@ -595,6 +596,69 @@ Result memcpy_bandwidth(const Options& o) {
   return r;
 }
 
+// The machine's own limit for map_cpu_parallel_efficiency: the same 40 calls split evenly over
+// `workers` processes forked beforehand, started by one byte on a pipe each and reporting on a
+// pipe, with no queue, no pool and no scheduling between calls. Two virtual CPUs that share a
+// physical core, or a hypervisor that takes time away, show up here, so the pool's efficiency
+// can be read against what this machine allows. Timed and alternated with the serial run as the
+// pool row is.
+Result cpu_parallel_ceiling(const Options& o) {
+  const std::uint64_t expected = cpu_loop(kCpuLoopN);
+  const int reps = 5 * o.inner_reps;
+  const int workers = o.workers;
+  int done[2];
+  if (::pipe(done) != 0) fail("pipe failed");
+  std::vector<int> starts;
+  std::vector<std::unique_ptr<RawChild>> children;
+  for (int w = 0; w < workers; ++w) {
+    int start[2];
+    if (::pipe(start) != 0) fail("pipe failed");
+    const int calls = kCpuCalls / workers + (w < kCpuCalls % workers ? 1 : 0);
+    children.push_back(std::make_unique<RawChild>([&, read_end = start[0], calls] {
+      // Only its own start pipe: the parent's ends of the others must close at the parent's
+      // close for their readers to see the end.
+      for (int fd : starts) ::close(fd);
+      ::close(start[1]);
+      ::close(done[0]);
+      char go = 0;
+      while (::read(read_end, &go, 1) == 1) {
+        std::uint64_t wrong = 0;
+        for (int i = 0; i < calls; ++i) wrong += cpu_loop(kCpuLoopN) != expected;
+        if (::write(done[1], &wrong, sizeof wrong) != sizeof wrong) ::_exit(1);
+      }
+    }));
+    ::close(start[0]);
+    starts.push_back(start[1]);
+  }
+  double serial = INFINITY, parallel = INFINITY;
+  for (int rep = 0; rep < reps; ++rep) {
+    auto t0 = Clock::now();
+    std::uint64_t wrong = 0;
+    for (int i = 0; i < kCpuCalls; ++i) wrong += cpu_loop(kCpuLoopN) != expected;
+    serial = std::min(serial, seconds_since(t0));
+    t0 = Clock::now();
+    for (int fd : starts) check(::write(fd, "g", 1) == 1, "start a ceiling process");
+    for (int w = 0; w < workers; ++w) {
+      std::uint64_t theirs = 0;
+      check(::read(done[0], &theirs, sizeof theirs) == sizeof theirs, "ceiling process result");
+      wrong += theirs;
+    }
+    parallel = std::min(parallel, seconds_since(t0));
+    check(wrong == 0, "cpu_loop checksum (ceiling)");
+  }
+  for (int fd : starts) ::close(fd);  // the children's reads end: they leave
+  for (auto& child : children) check(child->wait() == 0, "ceiling process exit code");
+  ::close(done[0]);
+  ::close(done[1]);
+  Result r;
+  r.impl = "fork(2) + pipe(2)";
+  r.value = serial / (parallel * workers);
+  r.add("serial_s", serial);
+  r.add("parallel_s", parallel);
+  r.add("best_of", std::int64_t{reps});
+  return r;
+}
+
 // ---- the table ----
 
 struct Workload {
@@ -626,6 +690,7 @@ const Workload kWorkloads[] = {
     {"raw_pipe_roundtrip_latency", "us", "reference", raw_pipe_roundtrip_latency},
     {"futex_roundtrip_latency", "us", "reference", futex_roundtrip_latency},
     {"memcpy_bandwidth", "MB/s", "reference", memcpy_bandwidth},
+    {"cpu_parallel_ceiling", "ratio", "reference", cpu_parallel_ceiling},
 };
 
 void print_result(const Workload& w, const Result& r) {

@@ -156,6 +156,12 @@ std::string Address::to_string() const {
   return t.host + ":" + std::to_string(t.port);
 }
 
+std::string Address::display() const {
+  std::string text = to_string();
+  if (is_abstract()) text[0] = '@';
+  return text;
+}
+
 Listener::Listener(const Address& address, std::optional<std::string> authkey, int backlog)
     : address_(address), authkey_(std::move(authkey)) {
   detail::UniqueFd sock;
@@ -165,7 +171,7 @@ Listener::Listener(const Address& address, std::optional<std::string> authkey, i
     sock.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     if (!sock) detail::throw_errno("create a Unix socket");
     if (::bind(sock.get(), reinterpret_cast<const sockaddr*>(&sa), len) != 0)
-      detail::throw_errno("bind a Unix socket to " + address.to_string());
+      detail::throw_errno("bind a Unix socket to " + address.display());
     if (!address.is_abstract()) unlink_owner_ = ::getpid();
   } else {
     std::unique_ptr<addrinfo, AddrInfoDeleter> holder;
@@ -181,14 +187,14 @@ Listener::Listener(const Address& address, std::optional<std::string> authkey, i
       if (::bind(s.get(), ai->ai_addr, ai->ai_addrlen) != 0) {
         // In use is final: falling back to "localhost"'s IPv6 address would hand out a second,
         // different endpoint under the same name (and Python peers only speak IPv4).
-        if (errno == EADDRINUSE) detail::throw_errno("bind a TCP socket to " + address.to_string());
+        if (errno == EADDRINUSE) detail::throw_errno("bind a TCP socket to " + address.display());
         last_error = errno;
         continue;
       }
       sock = std::move(s);
       break;
     }
-    if (!sock) detail::throw_errno(last_error, "bind a TCP socket to " + address.to_string());
+    if (!sock) detail::throw_errno(last_error, "bind a TCP socket to " + address.display());
     sockaddr_storage bound{};
     socklen_t bound_len = sizeof(bound);
     if (::getsockname(sock.get(), reinterpret_cast<sockaddr*>(&bound), &bound_len) != 0)
@@ -201,7 +207,7 @@ Listener::Listener(const Address& address, std::optional<std::string> authkey, i
   if (::listen(sock.get(), backlog) != 0) {
     int err = errno;
     if (unlink_owner_ != 0) ::unlink(address_.path().c_str());
-    detail::throw_errno(err, "listen on " + address_.to_string());
+    detail::throw_errno(err, "listen on " + address_.display());
   }
   fd_ = sock.release();
 }
@@ -273,7 +279,7 @@ Connection Client(const Address& address, std::optional<std::string> authkey) {
     sock.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (!sock) detail::throw_errno("create a Unix socket");
     if (int err = connect_fd(sock.get(), reinterpret_cast<const sockaddr*>(&sa), len); err != 0)
-      detail::throw_errno(err, "connect to " + address.to_string());
+      detail::throw_errno(err, "connect to " + address.display());
   } else {
     std::unique_ptr<addrinfo, AddrInfoDeleter> holder;
     int last_error = ECONNREFUSED;
@@ -290,7 +296,7 @@ Connection Client(const Address& address, std::optional<std::string> authkey) {
       sock = std::move(s);
       break;
     }
-    if (!sock) detail::throw_errno(last_error, "connect to " + address.to_string());
+    if (!sock) detail::throw_errno(last_error, "connect to " + address.display());
     set_nodelay(sock.get());
   }
   Connection conn(sock.release());

@@ -105,11 +105,11 @@ std::string manager_request(const std::string& address, const std::optional<std:
     response = connection_to(address, authkey, serializer).request(request);
   } catch (const EOFError& e) {
     t_cache.by_address.erase(cache_key(address, authkey, serializer));
-    throw EOFError("manager at " + address + " is gone: " + e.what());
+    throw EOFError("manager at " + Address(address).display() + " is gone: " + e.what());
   } catch (const std::system_error& e) {
     t_cache.by_address.erase(cache_key(address, authkey, serializer));
     if (e.code() == std::errc::broken_pipe || e.code() == std::errc::connection_reset)
-      throw EOFError("manager at " + address + " is gone: " + e.what());
+      throw EOFError("manager at " + Address(address).display() + " is gone: " + e.what());
     throw;
   }
   check_response(response);

@@ -2,8 +2,11 @@
 
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <climits>
 #include <exception>
 #include <thread>
 #include <utility>
@@ -27,7 +30,24 @@ ServerState::ServerState(const Address& address, std::optional<std::string> auth
   if (!wake_) throw_errno("manager server: eventfd");
 }
 
+namespace {
+
+// How long a stopping server waits for its clients' threads: a thread reading its socket or
+// sleeping on its shared channel ends within microseconds of the disconnect; only one still
+// inside a method call (a blocking get) takes longer, and waiting for that one would hold up a
+// manager's shutdown for as long as the call lasts.
+constexpr auto kDisconnectGrace = std::chrono::milliseconds(200);
+// A wake-up can slip in before the thread sleeps: it is repeated this often.
+constexpr auto kDisconnectRetry = std::chrono::milliseconds(5);
+
+}  // namespace
+
 void ServerState::serve_forever() {
+  // However the loop ends, no client thread is left joinable (or running, see the header).
+  struct Disconnect {
+    ServerState& server;
+    ~Disconnect() { server.disconnect_clients(); }
+  } disconnect{*this};
   while (!stopping_.load(std::memory_order_acquire)) {
     pollfd fds[2] = {{listener_.fileno(), POLLIN, 0}, {wake_.get(), POLLIN, 0}};
     if (::poll(fds, 2, -1) < 0) {
@@ -45,10 +65,23 @@ void ServerState::serve_forever() {
       get_logger()->warn("manager server: accept failed: {}", e.what());
       continue;
     }
-    // The thread keeps the state alive: a connection may outlive serve_forever().
-    std::thread([self = shared_from_this(), c = std::move(connection)]() mutable {
-      self->serve_connection(std::move(c));
-    }).detach();
+    std::scoped_lock lock(clients_mutex_);
+    join_finished_clients();
+    ClientThread& client = clients_.emplace_back();
+    client.fd = connection.fileno();
+    // The thread keeps the state alive: it may outlive serve_forever() (see the header).
+    client.thread =
+        std::thread([self = shared_from_this(), &client, c = std::move(connection)]() mutable {
+          self->serve_connection(c, client);
+          {
+            // Before the descriptor is closed (below), so that a disconnect never shuts down a
+            // descriptor number reused by something else.
+            std::scoped_lock lock(self->clients_mutex_);
+            client.finished = true;
+            client.fd = -1;
+          }
+          self->client_finished_.notify_all();
+        });
   }
   listener_.close();
 }
@@ -60,7 +93,40 @@ void ServerState::stop() noexcept {
   [[maybe_unused]] ssize_t n = ::write(wake_.get(), &one, sizeof(one));
 }
 
-void ServerState::serve_connection(Connection connection) {
+void ServerState::set_channel_word(ClientThread& client, FutexWord* word) {
+  std::scoped_lock lock(clients_mutex_);
+  client.channel = word;
+}
+
+void ServerState::join_finished_clients() {
+  // A finished thread no longer takes clients_mutex_, so joining it here cannot deadlock.
+  std::erase_if(clients_, [](ClientThread& client) {
+    if (!client.finished) return false;
+    client.thread.join();
+    return true;
+  });
+}
+
+void ServerState::disconnect_clients() {
+  std::unique_lock lock(clients_mutex_);
+  const auto give_up = Clock::now() + kDisconnectGrace;
+  for (;;) {
+    join_finished_clients();
+    if (clients_.empty()) return;
+    if (Clock::now() >= give_up) break;
+    for (ClientThread& client : clients_) {
+      if (client.fd >= 0) ::shutdown(client.fd, SHUT_RDWR);
+      if (client.channel != nullptr) futex_wake(*client.channel, INT_MAX);
+    }
+    client_finished_.wait_for(lock, kDisconnectRetry);
+  }
+  get_logger()->info("manager server: {} client call(s) still running at shutdown",
+                     clients_.size());
+  for (ClientThread& client : clients_) client.thread.detach();
+  clients_.clear();
+}
+
+void ServerState::serve_connection(Connection& connection, ClientThread& client) {
   // A proxy that arrives inside an argument (stored in a container: a nested proxy) keeps its
   // object alive for as long as the Object holding it exists here.
   set_thread_reference_resolver(
@@ -100,7 +166,7 @@ void ServerState::serve_connection(Connection connection) {
         continue;
       }
       if (op == protocol::kSharedChannel) {
-        if (greeted) serve_shared_channel(*this, connection);
+        if (greeted) serve_shared_channel(*this, connection, client);
         return;  // a shared channel before the hello: not one of our clients
       }
       bool shutdown = false;
@@ -125,7 +191,7 @@ std::string ServerState::greet(std::string_view request, bool& accepted) const {
   get_logger()->info("manager server: refused a client using the '{}' serializer", theirs);
   return std::string(1, protocol::kException) +
          capture_exception(std::make_exception_ptr(SerializationError(
-             "manager at " + address().to_string() + " uses the '" + std::string(ours) +
+             "manager at " + address().display() + " uses the '" + std::string(ours) +
              "' serializer but this client uses '" + std::string(theirs) +
              "': both ends must be made with the same ManagerOptions::serializer")));
 }

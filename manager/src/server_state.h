@@ -2,20 +2,32 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
+#include <list>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 
 #include "mproc/listener.h"
 #include "mproc/manager.h"
 
+#include "futex.h"
 #include "unique_fd.h"
 
 namespace mproc::detail {
+
+// One client's thread of a ServerState, as serve_forever() reaches it when it stops.
+struct ClientThread {
+  int fd = -1;  // the client's socket: shut down at stop, so that a thread reading it returns
+  FutexWord* channel = nullptr;  // once on a shared channel: the word its thread sleeps on
+  std::thread thread;
+  bool finished = false;  // the thread is done with `fd` (it is closed, or about to be)
+};
 
 class ServerState : public std::enable_shared_from_this<ServerState> {
  public:
@@ -26,10 +38,17 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
 
   [[nodiscard]] const Address& address() const noexcept { return listener_.address(); }
 
-  // Accepts clients, one thread each, until stop(). Returns after closing the listener.
+  // Accepts clients, one thread each, until stop(). Returns after closing the listener and
+  // disconnecting every client: their threads are joined, so nothing of this server keeps
+  // running (but a method call that does not return, such as a get on an empty queue without a
+  // timeout: that thread is left to end on its own).
   void serve_forever();
   // Makes serve_forever() return; callable from any thread, idempotent.
   void stop() noexcept;
+
+  // A client's thread that now sleeps on `word` (a shared channel's state) rather than in a
+  // read of its socket says so, and says nullptr before the word goes away.
+  void set_channel_word(ClientThread& client, FutexWord* word);
 
   // Runs one request and returns the response; sets `shutdown` for a shutdown request.
   std::string handle(std::string_view request, bool& shutdown);
@@ -40,7 +59,13 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
     std::uint64_t refs = 0;
   };
 
-  void serve_connection(Connection connection);
+  // Serves one client on the thread of `client` (a member of clients_).
+  void serve_connection(Connection& connection, ClientThread& client);
+  // Joins and forgets the threads whose client has left. Under clients_mutex_.
+  void join_finished_clients();
+  // At the end of serve_forever: shuts every client's socket down (and wakes its shared channel)
+  // until their threads have finished, for up to kDisconnectGrace.
+  void disconnect_clients();
   // The answer to a client's hello: kOk when it announced this server's serializer.
   std::string greet(std::string_view request, bool& accepted) const;
   std::string create(std::string_view type_name, std::string_view args);
@@ -56,7 +81,10 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
   std::unordered_map<std::uint64_t, Entry> objects_;
   std::uint64_t next_id_ = 1;
   std::atomic<bool> stopping_{false};
-  UniqueFd wake_;  // an eventfd: stop() wakes serve_forever through it
+  UniqueFd wake_;             // an eventfd: stop() wakes serve_forever through it
+  std::mutex clients_mutex_;  // guards clients_ and their fields
+  std::condition_variable client_finished_;
+  std::list<ClientThread> clients_;  // a list: each thread holds a reference to its own element
 };
 
 }  // namespace mproc::detail

@@ -169,7 +169,7 @@ std::string SharedChannelClient::request(Connection& connection, std::string_vie
   return response;
 }
 
-void serve_shared_channel(ServerState& server, Connection& connection) {
+void serve_shared_channel(ServerState& server, Connection& connection, ClientThread& client) {
   std::unique_ptr<SharedChannelMapping> mapping;
   try {
     UniqueFd fd(recv_handle(connection));
@@ -182,6 +182,13 @@ void serve_shared_channel(ServerState& server, Connection& connection) {
   }
   connection.send_bytes(std::string_view("K", 1));
   SharedChannelHeader& h = mapping->header();
+  // From now on this thread sleeps on the channel: a stopping server wakes it there.
+  server.set_channel_word(client, &h.state);
+  struct Unwatch {
+    ServerState& server;
+    ClientThread& client;
+    ~Unwatch() { server.set_channel_word(client, nullptr); }
+  } unwatch{server, client};
   SpinPolicy spin;
   for (;;) {
     std::uint32_t got = await_state(

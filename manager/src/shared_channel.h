@@ -19,6 +19,7 @@ namespace mproc::detail {
 
 class ServerState;
 class SpinPolicy;
+struct ClientThread;
 
 // Whether the socket's peer hung up (a dead process's sockets are closed by the kernel). One
 // poll(2) that does not wait.
@@ -75,7 +76,7 @@ class SharedChannelClient {
 };
 
 // The server's end: serves `connection`'s requests through the mapping whose descriptor follows
-// on the socket, until the client is gone or asks for shutdown.
-void serve_shared_channel(ServerState& server, Connection& connection);
+// on the socket, until the client is gone, asks for shutdown, or the server disconnects it.
+void serve_shared_channel(ServerState& server, Connection& connection, ClientThread& client);
 
 }  // namespace mproc::detail

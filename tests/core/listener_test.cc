@@ -226,6 +226,22 @@ TEST(Listener, ClientToAnAddressWithoutListenerThrows) {
   EXPECT_THROW((void)Client(closed_port), std::system_error);
 }
 
+TEST(Listener, AFailedConnectToAnAbstractNameNamesItPrintably) {
+  const std::string name = std::string("\0mproc-test-nobody-", 19) + std::to_string(::getpid());
+  try {
+    (void)Client(Address(name));
+    ADD_FAILURE() << "connected to an abstract name nobody listens on";
+  } catch (const std::system_error& e) {
+    // The whole name, '@' for its leading NUL: printed as a C string, a raw NUL ended the
+    // message right after "connect to ".
+    EXPECT_NE(std::string(e.what()).find("connect to @" + name.substr(1)), std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(Address(name).display(), "@" + name.substr(1));
+  EXPECT_EQ(Address("/tmp/sock").display(), "/tmp/sock");
+  EXPECT_EQ(Address(TcpAddress{"10.0.0.1", 5}).display(), "10.0.0.1:5");
+}
+
 extern "C" void on_sigusr1(int) {}
 
 TEST(Listener, AcceptRetriesWhenASignalInterruptsIt) {

@@ -7,9 +7,12 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <fstream>
+#include <future>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -351,6 +354,62 @@ TEST(BaseManager, GetServerServesInTheCallingProcess) {
   EXPECT_EQ(client.create<Counter>("Counter", 4).add(1), 5);
   serving.terminate();
   serving.join();
+}
+
+std::size_t thread_count() {
+  std::size_t n = 0;
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/self/task"))
+    ++n;
+  return n;
+}
+
+// A stopped in-process server leaves nothing behind: serve_forever returns having disconnected
+// its clients and joined their threads, and a client still holding a proxy learns it at its next
+// call instead of being served by a server that has stopped.
+void expect_stop_disconnects_clients(std::optional<Address> address) {
+  BaseManager m({.address = address, .authkey = std::string("k")});
+  m.register_type<Counter, int>("Counter");
+  Server server = m.get_server();
+  const std::size_t threads_before = thread_count();
+  auto serving = std::async(std::launch::async, [&server] { server.serve_forever(); });
+  BaseManager client({.address = server.address(), .authkey = std::string("k")});
+  client.connect();
+  auto counter = client.create<Counter>("Counter", 4);
+  // One thread makes both calls: a manager connection belongs to the thread that opened it.
+  std::promise<int> first_call;
+  std::promise<void> server_stopped;
+  auto caller = std::async(std::launch::async, [&] {
+    first_call.set_value(counter.add(1));
+    server_stopped.get_future().wait();
+    return counter.add(1);
+  });
+  auto first = first_call.get_future();
+  ASSERT_EQ(first.wait_for(10s), std::future_status::ready);
+  EXPECT_EQ(first.get(), 5);
+  server.stop();
+  ASSERT_EQ(serving.wait_for(10s), std::future_status::ready);
+  serving.get();
+  EXPECT_EQ(thread_count(), threads_before + 1);  // the caller's thread: no server thread is left
+  server_stopped.set_value();
+  ASSERT_EQ(caller.wait_for(10s), std::future_status::ready);
+  try {
+    (void)caller.get();
+    ADD_FAILURE() << "a call was served after the server stopped";
+  } catch (const EOFError&) {
+    // The call went out on its connection, which the server had shut down.
+  } catch (const std::system_error& e) {
+    // The client saw its connection hung up first and dialled again (Python's
+    // ConnectionRefusedError): nobody answers.
+    EXPECT_EQ(e.code(), std::errc::connection_refused) << e.what();
+  }
+}
+
+TEST(BaseManager, StoppedServerDisconnectsItsUnixClients) {
+  expect_stop_disconnects_clients(std::nullopt);  // a fresh abstract Unix address
+}
+
+TEST(BaseManager, StoppedServerDisconnectsItsTcpClients) {
+  expect_stop_disconnects_clients(TcpAddress{"127.0.0.1", 0});
 }
 
 TEST(BaseManager, RestartOnTheSameAddressRightAway) {  // parity 7.3 test_rapid_restart

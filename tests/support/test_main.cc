@@ -62,11 +62,3 @@ int main(int argc, char** argv) {
   testing::UnitTest::GetInstance()->listeners().Append(new LeakCheck);
   return RUN_ALL_TESTS();
 }
-
-// LeakSanitizer's suppressions for every test binary (read only in a sanitizer build). OpenSSL 3
-// keeps per-thread state (the random generator behind the authentication challenge, its error
-// queue) that it frees when the thread ends. A manager Server serving from a thread of a test
-// leaves its connection threads blocked on the connections its clients keep, so at exit that
-// state is still allocated, in threads LeakSanitizer does not trace it from. mproc itself only
-// makes one-shot OpenSSL calls (HMAC, RAND_bytes), which free what they allocate.
-extern "C" const char* __lsan_default_suppressions() { return "leak:libcrypto.so\n"; }

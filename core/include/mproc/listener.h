@@ -76,6 +76,9 @@ class Address {
   [[nodiscard]] const TcpAddress& tcp() const { return std::get<1>(value_); }
   // The form the constructor parses: the path, or "host:port".
   [[nodiscard]] std::string to_string() const;
+  // For messages: to_string(), but an abstract name's leading '\0' (which would end the message
+  // wherever it is printed as a C string) shows as '@', as ss(8) prints it.
+  [[nodiscard]] std::string display() const;
   bool operator==(const Address&) const = default;
 
  private:

@@ -274,24 +274,6 @@ class Cluster {
 // cluster.
 [[nodiscard]] std::shared_ptr<Engine> make_local_engine(PoolOptions options);
 
-// The engine's entry points for the templates below.
-inline void check_running(const Engine& engine) { engine.check_running(); }
-[[nodiscard]] inline int processes(const Engine& engine) noexcept { return engine.processes(); }
-inline std::uint64_t open_job(Engine& engine, std::shared_ptr<Job> job) {
-  return engine.open_job(std::move(job));
-}
-inline std::uint64_t open_job(Engine& engine, std::shared_ptr<Job> job, const JobLimits& limits) {
-  return engine.open_job(std::move(job), limits);
-}
-inline void submit_chunk(Engine& engine, std::uint64_t job, std::uint32_t chunk,
-                         std::string_view message) {
-  engine.submit_chunk(job, chunk, message);
-}
-[[nodiscard]] inline bool remote_args(const Engine& engine) noexcept {
-  return engine.remote_args();
-}
-inline void seal_job(Engine& engine, std::uint64_t job) noexcept { engine.seal_job(job); }
-
 }  // namespace detail
 
 class Pool {
@@ -437,13 +419,13 @@ class Pool {
                                                           std::move(options.error_callback));
     std::uint64_t job =
         options.timeout || options.kill_grace.count() != 0
-            ? detail::open_job(*engine_, state, {options.timeout, options.kill_grace, entry.name})
-            : open_job(state);
+            ? engine_->open_job(state, {options.timeout, options.kill_grace, entry.name})
+            : engine_->open_job(state);
     detail::ChunkWriter& writer = chunk_writer();
     writer.begin(job, 0, entry.name);
     writer.add([&](std::string& out) { out += args_buffer; });
-    submit_chunk(job, 0, writer.finish());
-    seal_job(job);
+    engine_->submit_chunk(job, 0, writer.finish());
+    engine_->seal_job(job);
     return AsyncResult<R>(std::move(state));
   }
 
@@ -463,9 +445,9 @@ class Pool {
   template <class R>
   std::uint64_t open_map_job(std::shared_ptr<detail::Job> state, const MapAsyncOptions<R>& options,
                              std::string_view task) {
-    if (!options.task_timeout && options.kill_grace.count() == 0) return open_job(std::move(state));
-    return detail::open_job(*engine_, std::move(state),
-                            {options.task_timeout, options.kill_grace, task});
+    if (!options.task_timeout && options.kill_grace.count() == 0)
+      return engine_->open_job(std::move(state));
+    return engine_->open_job(std::move(state), {options.task_timeout, options.kill_grace, task});
   }
 
   template <class F, class Range, class Encode>
@@ -473,7 +455,7 @@ class Pool {
                                                       MapAsyncOptions<task_result_t<F>> options,
                                                       Encode&& encode) {
     using R = task_result_t<F>;
-    check_running();
+    engine_->check_running();
     const std::string& name = task_name(fn);
     // Read (and encode) the whole input first: its exceptions surface here, before anything
     // is submitted, and the default chunksize needs its length.
@@ -502,9 +484,9 @@ class Pool {
           std::min(encoded.size(), static_cast<std::size_t>(starts[chunk]) + chunksize);
       for (std::size_t i = starts[chunk]; i < end; ++i)
         writer.add([&](std::string& out) { out += encoded[i]; });
-      submit_chunk(job, chunk, writer.finish());
+      engine_->submit_chunk(job, chunk, writer.finish());
     }
-    seal_job(job);
+    engine_->seal_job(job);
     return AsyncResult<std::vector<R>>(std::move(result));
   }
 
@@ -516,7 +498,7 @@ class Pool {
                                                         MapAsyncOptions<task_result_t<F>> options) {
     using R = task_result_t<F>;
     using P = detail::BatchArg<std::decay_t<F>>;
-    check_running();
+    engine_->check_running();
     const detail::TaskEntry& entry = detail::entry_of(detail::task_key_of(fn));
     auto kept = std::make_shared<std::vector<P, detail::LargeAllocator<P>>>();
     auto& args = *kept;
@@ -536,18 +518,19 @@ class Pool {
     state->keep_alive(kept);
     std::uint64_t job = open_map_job(state, options, entry.name);
     detail::ChunkWriter& writer = chunk_writer();
-    const bool remote = detail::remote_args(*engine_);
+    const bool remote = engine_->remote_args();
     for (std::uint32_t chunk = 0; chunk < starts.size(); ++chunk) {
       std::size_t end = std::min(args.size(), static_cast<std::size_t>(starts[chunk]) + chunksize);
       const P* first = args.data() + starts[chunk];
       auto count = static_cast<std::uint32_t>(end - starts[chunk]);
       // Small chunks go inline: a system call in the worker costs more than they do.
-      submit_chunk(job, chunk,
-                   remote && count * sizeof(P) >= detail::kLargeAllocation / 4
-                       ? writer.packed_remote(job, chunk, entry.name, first, count, sizeof(P))
-                       : writer.packed(job, chunk, entry.name, first, count, sizeof(P)));
+      engine_->submit_chunk(
+          job, chunk,
+          remote && count * sizeof(P) >= detail::kLargeAllocation / 4
+              ? writer.packed_remote(job, chunk, entry.name, first, count, sizeof(P))
+              : writer.packed(job, chunk, entry.name, first, count, sizeof(P)));
     }
-    seal_job(job);
+    engine_->seal_job(job);
     return AsyncResult<std::vector<R>>(std::move(result));
   }
 
@@ -571,7 +554,7 @@ class Pool {
   IMapIterator<task_result_t<F>> imap_impl(const F& fn, Range&& inputs, MapOptions options,
                                            bool ordered) {
     using R = task_result_t<F>;
-    check_running();
+    engine_->check_running();
     std::size_t chunksize = options.chunksize.value_or(1);
     if (chunksize == 0) throw ValueError("chunksize must be at least 1");
     std::size_t total = 0;
@@ -580,9 +563,8 @@ class Pool {
         ordered, options.progress ? detail::ProgressBar::for_fd(2, total) : nullptr);
     std::uint64_t job =
         options.task_timeout || options.kill_grace.count() != 0
-            ? detail::open_job(*engine_, state,
-                               {options.task_timeout, options.kill_grace, task_name(fn)})
-            : open_job(state);
+            ? engine_->open_job(state, {options.task_timeout, options.kill_grace, task_name(fn)})
+            : engine_->open_job(state);
     using Stored = std::conditional_t<std::is_lvalue_reference_v<Range>,
                                       std::ranges::ref_view<std::remove_reference_t<Range>>,
                                       std::remove_cvref_t<Range>>;
@@ -609,19 +591,19 @@ class Pool {
       } catch (...) {
         f.done = true;
         state->input_ended(std::current_exception());
-        detail::seal_job(*engine, f.job);
+        engine->seal_job(f.job);
         return false;
       }
       if (writer.count() > 0) {
         state->add_chunk(f.next_chunk, first, writer.count());
         f.position += writer.count();
-        detail::submit_chunk(*engine, f.job, f.next_chunk, writer.finish());
+        engine->submit_chunk(f.job, f.next_chunk, writer.finish());
         ++f.next_chunk;
       }
       if (f.it == std::ranges::end(f.range)) {
         f.done = true;
         state->input_ended();
-        detail::seal_job(*engine, f.job);
+        engine->seal_job(f.job);
         return false;
       }
       return true;
@@ -642,14 +624,6 @@ class Pool {
     return IMapIterator<R>(std::move(state), std::move(refill));
   }
 
-  void check_running() const { detail::check_running(*engine_); }
-  std::uint64_t open_job(std::shared_ptr<detail::Job> job) {
-    return detail::open_job(*engine_, std::move(job));
-  }
-  void submit_chunk(std::uint64_t job, std::uint32_t chunk, std::string_view message) {
-    detail::submit_chunk(*engine_, job, chunk, message);
-  }
-  void seal_job(std::uint64_t job) noexcept { detail::seal_job(*engine_, job); }
   static detail::ChunkWriter& chunk_writer() {
     thread_local detail::ChunkWriter writer;  // reused: no allocation per submission
     return writer;
