@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -123,6 +124,52 @@ TEST(Queue, EveryGetFormReturnsItemsInFifoOrder) {
   EXPECT_EQ(q.get(1s), 4);
   EXPECT_EQ(q.get(Deadline::after(1s)), 5);
   EXPECT_EQ(q.get_nowait(), 6);
+}
+
+TEST(Queue, GetIntoReusesTheStorageOfTheItemItFills) {
+  Queue<std::string> q;
+  q.put(std::string(100, 'a'));
+  q.put("short");
+  std::string item;
+  item.reserve(1000);
+  const char* storage = item.data();
+  q.get_into(item);
+  EXPECT_EQ(item, std::string(100, 'a'));
+  q.get_into(item, 1s);
+  EXPECT_EQ(item, "short");
+  EXPECT_EQ(item.data(), storage);  // no allocation: the reserved buffer took both items
+
+  Queue<std::vector<std::int32_t>> numbers;
+  numbers.put({1, 2, 3});
+  std::vector<std::int32_t> got;
+  got.reserve(64);
+  const std::int32_t* first = got.data();
+  numbers.get_into(got, Deadline::after(1s));
+  EXPECT_EQ(got, (std::vector<std::int32_t>{1, 2, 3}));
+  EXPECT_EQ(got.data(), first);
+}
+
+TEST(Queue, GetIntoDecodesEveryKindOfItemAndTimesOutOnEmpty) {
+  Queue<std::map<int, std::string>> q;  // encoded through Boost.Serialization
+  q.put({{1, "one"}, {2, "two"}});
+  std::map<int, std::string> item{{9, "stale"}};
+  q.get_into(item);
+  EXPECT_EQ(item, (std::map<int, std::string>{{1, "one"}, {2, "two"}}));
+  expect_immediate(seconds_to_run([&] { EXPECT_THROW(q.get_into(item, Deadline::now()), Empty); }));
+
+  SimpleQueue<double> simple;
+  simple.put(2.5);
+  double value = 0;
+  simple.get_into(value);
+  EXPECT_EQ(value, 2.5);
+
+  JoinableQueue<int> joinable;
+  joinable.put(7);
+  int n = 0;
+  joinable.get_into(n, 1s);
+  EXPECT_EQ(n, 7);
+  joinable.task_done();
+  EXPECT_TRUE(joinable.join(1s));
 }
 
 TEST(Queue, NonBlockingGetOnEmptyRaisesEmptyAtOnce) {

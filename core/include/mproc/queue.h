@@ -138,13 +138,16 @@ class TypedQueue {
   }
 
   [[nodiscard]] T get_item(const Deadline& deadline) {
+    T value = blank_for_loading<T>();
+    get_item_into(value, deadline);
+    return value;
+  }
+
+  void get_item_into(T& value, const Deadline& deadline) {
     if constexpr (kDirectGet) {
-      // Decoded where it lies, under the queue's lock: the item's only copy on the way out. (The
-      // lock is then held over the new item's allocation, which costs less than a second copy
-      // through a buffer would.)
-      T value{};
+      // Decoded where it lies, under the queue's lock: the item's only copy on the way out.
       bytes_.get_view(deadline, [&](std::string_view item) { decode_into(item, value); });
-      return value;
+      return;
     }
     ScratchBuffer& scratch = scratch_buffer();
     std::string& buffer = scratch.get();
@@ -153,7 +156,7 @@ class TypedQueue {
       ScratchBuffer& s;
       ~Trim() { s.trim(); }
     } trim{scratch};
-    return decode<T>(buffer);
+    decode_into(buffer, value);
   }
 
   ByteQueue bytes_;
@@ -220,6 +223,16 @@ class Queue : public detail::TypedQueue<T> {
   }
   T get(double) = delete;
   [[nodiscard]] T get_nowait() { return this->get_item(Deadline::now()); }
+  // As get(), into `item`, which a std::string or std::vector item reuses: a loop of gets into
+  // one variable allocates nothing once it has held the largest item (a C++ addition, as
+  // Connection::recv_bytes_into is Python's). When the item is not a T (SerializationError) it
+  // is taken all the same and `item` is left valid but unspecified.
+  void get_into(T& item) { this->get_item_into(item, Deadline::never()); }
+  void get_into(T& item, const Deadline& deadline) { this->get_item_into(item, deadline); }
+  template <class Rep, class Period>
+  void get_into(T& item, std::chrono::duration<Rep, Period> timeout) {
+    this->get_item_into(item, Deadline::after(timeout));
+  }
 
   // The number of items in the queue, exactly (others may change it right after).
   [[nodiscard]] std::size_t qsize() const { return this->bytes_.qsize(); }
@@ -316,6 +329,9 @@ class SimpleQueue : public detail::TypedQueue<T> {
   // Blocks until an item arrives (woken by a put). ValueError after close().
   [[nodiscard]] T get() { return this->get_item(Deadline::never()); }
   [[nodiscard]] T get(const Deadline& deadline) { return this->get_item(deadline); }
+  // As Queue::get_into.
+  void get_into(T& item) { this->get_item_into(item, Deadline::never()); }
+  void get_into(T& item, const Deadline& deadline) { this->get_item_into(item, deadline); }
   // Unlike Queue's, throws std::system_error (EBADF) after close() even if never used, as
   // Python's.
   [[nodiscard]] bool empty() const {
