@@ -2,6 +2,7 @@
 //
 //   QueuePutGetOneProcess/<bytes>: a put then a get in one process: the cost of the two calls
 //     (serialization, the ring, the lock) with nobody to wake.
+//   QueuePutGetIntoOneProcess/<bytes>: the same, getting into one reused string.
 //   QueueCrossProcess/<bytes>: a forked producer streams items into a Queue(maxsize 1000) and
 //     this process gets them: the throughput the queue_* rows of bench/compare measure.
 #include <cstdint>
@@ -25,6 +26,21 @@ void QueuePutGetOneProcess(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(QueuePutGetOneProcess)->Arg(64)->Arg(4096)->Arg(64 << 10)->Arg(1 << 20);
+
+// The same with get_into one string: what the allocation of a fresh item costs get().
+void QueuePutGetIntoOneProcess(benchmark::State& state) {
+  const std::string payload(static_cast<std::size_t>(state.range(0)), 'x');
+  mproc::Queue<std::string> q(1000);
+  std::string item;
+  for (auto _ : state) {
+    q.put(payload);
+    q.get_into(item);
+    benchmark::DoNotOptimize(item.data());
+  }
+  state.SetBytesProcessed(state.iterations() * state.range(0));
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(QueuePutGetIntoOneProcess)->Arg(64)->Arg(4096)->Arg(64 << 10)->Arg(1 << 20);
 
 void QueueCrossProcess(benchmark::State& state) {
   const auto size = static_cast<std::size_t>(state.range(0));
