@@ -102,7 +102,7 @@ void ServerState::join_finished_clients() {
   // A finished thread no longer takes clients_mutex_, so joining it here cannot deadlock.
   std::erase_if(clients_, [](ClientThread& client) {
     if (!client.finished) return false;
-    client.thread.join();
+    if (client.thread.joinable()) client.thread.join();  // not when detached at a stop
     return true;
   });
 }
@@ -122,8 +122,9 @@ void ServerState::disconnect_clients() {
   }
   get_logger()->info("manager server: {} client call(s) still running at shutdown",
                      clients_.size());
+  // Left running, and left in clients_: each still refers to its element (and keeps this state
+  // alive), until it ends on its own.
   for (ClientThread& client : clients_) client.thread.detach();
-  clients_.clear();
 }
 
 void ServerState::serve_connection(Connection& connection, ClientThread& client) {

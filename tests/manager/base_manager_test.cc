@@ -412,6 +412,39 @@ TEST(BaseManager, StoppedServerDisconnectsItsTcpClients) {
   expect_stop_disconnects_clients(TcpAddress{"127.0.0.1", 0});
 }
 
+// A call still running when the server stops does not hold the stop up (its client is told at
+// once), and its thread ends by itself once the call returns.
+TEST(BaseManager, StoppingServerDoesNotWaitForACallInProgress) {
+  BaseManager m({.address = TcpAddress{"127.0.0.1", 0}, .authkey = std::string("k")});
+  m.register_type<Counter, int>("Counter");
+  Server server = m.get_server();
+  const std::size_t threads_before = thread_count();
+  auto serving = std::async(std::launch::async, [&server] { server.serve_forever(); });
+  BaseManager client({.address = server.address(), .authkey = std::string("k")});
+  client.connect();
+  auto counter = client.create<Counter>("Counter", 0);
+  std::promise<void> calling;
+  auto caller = std::async(std::launch::async, [&] {
+    EXPECT_EQ(counter.add(1), 1);  // connected, so that the sleep below is a call in progress
+    calling.set_value();
+    counter.sleep_ms(1500);
+  });
+  ASSERT_EQ(calling.get_future().wait_for(10s), std::future_status::ready);
+  std::this_thread::sleep_for(100ms);  // the server is now inside sleep_ms
+  const auto stopping = std::chrono::steady_clock::now();
+  server.stop();
+  ASSERT_EQ(serving.wait_for(10s), std::future_status::ready);
+  serving.get();
+  EXPECT_LT(std::chrono::steady_clock::now() - stopping, 1s);
+  ASSERT_EQ(caller.wait_for(10s), std::future_status::ready);
+  EXPECT_THROW(caller.get(), EOFError);
+  // The server's thread for that call leaves once sleep_ms has returned.
+  const auto give_up = std::chrono::steady_clock::now() + 10s;
+  while (thread_count() != threads_before && std::chrono::steady_clock::now() < give_up)
+    std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(thread_count(), threads_before);
+}
+
 TEST(BaseManager, RestartOnTheSameAddressRightAway) {  // parity 7.3 test_rapid_restart
   BaseManager first =
       started_manager({.address = TcpAddress{"127.0.0.1", 0}, .authkey = std::string("k")});
