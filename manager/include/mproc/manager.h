@@ -172,7 +172,10 @@ class Server {
   // The address it listens on, with the real port when port 0 was asked for.
   [[nodiscard]] const Address& address() const;
   // Serves clients until a client sends shutdown (BaseManager::shutdown from a client, or
-  // `stop()` here); then closes the listener and returns. Blocked client calls are abandoned.
+  // `stop()` here); then closes the listener, disconnects every client (their next call raises
+  // EOFError, or std::system_error when it has to dial again) and returns once their threads
+  // have ended. A call still running (a blocking get) is not waited for beyond a moment: it is
+  // abandoned, and its thread ends by itself when the call returns.
   void serve_forever();
   // Makes serve_forever return (from another thread or a signal-free context).
   void stop();
