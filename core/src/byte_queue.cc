@@ -98,6 +98,9 @@ struct Header {
   RobustMutex mutex;
   std::atomic<std::uint32_t> current{0};
   std::atomic<std::uint32_t> shut_down{0};
+  // Set before the first item goes out of line (a parcel, or an overflow chunk made from one):
+  // until then the creator's last handle has no such segment to look for in /dev/shm.
+  std::atomic<std::uint32_t> spilled{0};
   State states[2];
   Waitable items;  // an item arrived, or shutdown
   Waitable space;  // an item left, or shutdown
@@ -293,7 +296,7 @@ struct ByteQueue::Impl {
   ~Impl() {
     // The creator's last handle: items still out of line go with the queue's name (a process
     // still mapping the ring finds them gone and gets an Error).
-    if (!segment.owned()) return;
+    if (!segment.owned() || header->spilled.load(std::memory_order_seq_cst) == 0) return;
     const std::string prefix_x = segment.name() + "x", prefix_o = segment.name() + "o";
     std::vector<std::string> names;
     if (DIR* dir = ::opendir("/dev/shm")) {
@@ -381,12 +384,28 @@ struct ByteQueue::Impl {
   }
 };
 
-ByteQueue::ByteQueue(const QueueOptions& options) {
-  std::uint64_t capacity = std::bit_ceil(std::max<std::uint64_t>(options.capacity, kMinCapacity));
-  auto segment = SharedSegment::create(kRingOffset + capacity);
-  auto* header = new (segment.data()) Header(capacity, options.maxsize);
+namespace {
+
+std::uint64_t ring_capacity(const QueueOptions& options) {
+  return std::bit_ceil(std::max<std::uint64_t>(options.capacity, kMinCapacity));
+}
+
+// Lays a fresh queue out in `segment` (zero-filled, kRingOffset + capacity bytes).
+SharedSegment lay_out(SharedSegment segment, const QueueOptions& options) {
+  auto* header = new (segment.data()) Header(ring_capacity(options), options.maxsize);
   header->magic.store(kMagic, std::memory_order_release);
-  impl_ = std::make_shared<Impl>(std::move(segment));
+  return segment;
+}
+
+}  // namespace
+
+ByteQueue::ByteQueue(const QueueOptions& options)
+    : impl_(std::make_shared<Impl>(
+          lay_out(SharedSegment::create(kRingOffset + ring_capacity(options)), options))) {}
+
+ByteQueue ByteQueue::create_unnamed(const QueueOptions& options) {
+  return ByteQueue(std::make_shared<Impl>(
+      lay_out(SharedSegment::create_unnamed(kRingOffset + ring_capacity(options)), options)));
 }
 
 ByteQueue ByteQueue::attach(std::string_view name) {
@@ -496,6 +515,7 @@ void ByteQueue::put(std::string_view head, std::string_view body, const Deadline
       // chunk unless a reference in the ring is likely to do.
       const bool reference_fits = !s.overflowing() && record_size(64) <= free;
       lock.unlock();
+      h.spilled.store(1, std::memory_order_seq_cst);
       parcel.emplace(q.parcel_name(), item, reference_fits ? 0 : kChunkSize);
       lock.lock();
       continue;

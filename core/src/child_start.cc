@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <spawn.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -27,6 +28,12 @@ namespace mproc::detail {
 namespace {
 
 std::size_t thread_count() {
+  // Linux gives /proc/self/task a link count of 2 + the number of threads: one stat, rather than
+  // reading the directory, at every start of a Pool or Process under fork. A count that does not
+  // look like that (another kernel) falls back on the listing.
+  struct stat task {};
+  if (::stat("/proc/self/task", &task) == 0 && task.st_nlink > 2)
+    return static_cast<std::size_t>(task.st_nlink) - 2;
   DIR* dir = ::opendir("/proc/self/task");
   if (dir == nullptr) return 1;
   std::size_t count = 0;

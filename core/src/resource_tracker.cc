@@ -363,6 +363,15 @@ void detail::remove_segments_of(pid_t pid) noexcept {
   ::unlink(owner_lock_path(pid).c_str());
 }
 
+void detail::remove_segments_of_exited(pid_t pid) noexcept {
+  // The lock file first: a sweeper that finds none meanwhile checks that the pid is gone (it
+  // is: reaped) and removes the segments itself.
+  if (::unlink(owner_lock_path(pid).c_str()) != 0 && errno == ENOENT &&
+      ::access(kOwnerDir, W_OK) == 0)
+    return;
+  unlink_segments_of(pid);
+}
+
 std::size_t detail::count_segments_of(pid_t pid) {
   std::size_t count = 0;
   if (DIR* dir = ::opendir(kShmDir)) {

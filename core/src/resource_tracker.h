@@ -27,6 +27,12 @@ void untrack_segment(std::string_view name) noexcept;
 void track_segment(std::string_view name, pid_t owner);
 void untrack_segment(std::string_view name, pid_t owner) noexcept;
 
+// remove_segments_of (mproc/shm.h) for a reaped child known to have left by _exit, so that no
+// atexit handler removed its owner lock file: without one, it never registered a segment
+// (track_segment takes the lock first), and /dev/shm is not scanned. (Should it have failed to
+// make the file, the tracker still removes what it left.)
+void remove_segments_of_exited(pid_t pid) noexcept;
+
 // Parses "mproc-<pid>-<n>"; returns 0 for any other name.
 [[nodiscard]] pid_t segment_owner(std::string_view name) noexcept;
 

@@ -4,6 +4,7 @@
 #include <string>
 #include <system_error>
 
+#include <boost/interprocess/anonymous_shared_memory.hpp>
 #include <boost/interprocess/mapped_region.hpp>
 #include <boost/interprocess/shared_memory_object.hpp>
 
@@ -19,11 +20,12 @@ namespace mproc {
 
 struct SharedSegment::Mapping {
   std::string name;
-  pid_t owner = 0;  // pid of the creator, 0 when attached
+  pid_t owner = 0;       // pid of the creator, 0 when attached
+  bool unnamed = false;  // create_unnamed: no file behind the name
   bip::mapped_region region;
 
   ~Mapping() {
-    if (owner != 0 && owner == ::getpid()) {
+    if (!unnamed && owner != 0 && owner == ::getpid()) {
       bip::shared_memory_object::remove(name.c_str());
       detail::untrack_segment(name);
     }
@@ -59,6 +61,21 @@ SharedSegment SharedSegment::create(std::size_t size) {
       if (e.get_error_code() == bip::already_exists_error) continue;
       rethrow_boost(e, "create shared segment " + mapping->name);
     }
+  }
+  return SharedSegment(std::move(mapping));
+}
+
+SharedSegment SharedSegment::create_unnamed(std::size_t size) {
+  if (size == 0) throw ValueError("a shared segment needs a size above 0");
+  auto mapping = std::make_shared<Mapping>();
+  mapping->name = "mproc-" + std::to_string(::getpid()) + "-" +
+                  std::to_string(next_segment_number.fetch_add(1, std::memory_order_relaxed));
+  mapping->owner = ::getpid();
+  mapping->unnamed = true;
+  try {
+    mapping->region = bip::anonymous_shared_memory(size);
+  } catch (const bip::interprocess_exception& e) {
+    rethrow_boost(e, "create shared memory of " + std::to_string(size) + " bytes");
   }
   return SharedSegment(std::move(mapping));
 }
@@ -114,7 +131,7 @@ const std::string& SharedSegment::name() const noexcept {
 bool SharedSegment::owned() const noexcept { return mapping_ && mapping_->owner == ::getpid(); }
 
 void SharedSegment::unlink() const {
-  if (!mapping_ || mapping_->name.empty()) return;
+  if (!mapping_ || mapping_->name.empty() || mapping_->unnamed) return;
   bip::shared_memory_object::remove(mapping_->name.c_str());
   if (owned()) {
     detail::untrack_segment(mapping_->name);

@@ -19,6 +19,7 @@
 #include "child_start.h"
 #include "futex.h"
 #include "os_error.h"
+#include "resource_tracker.h"
 #include "wire.h"
 
 namespace mproc::detail {
@@ -27,6 +28,20 @@ namespace {
 // Task messages are small and many: a ring of a few MiB holds thousands of chunks in flight.
 QueueOptions queue_options() {
   return QueueOptions{.maxsize = 0, .capacity = std::size_t{4} << 20};
+}
+
+// Under the fork start method the zygote and the workers inherit the pool's shared memory, so it
+// needs no name: no file in /dev/shm to create and remove, and no message to the resource
+// tracker (a wake-up of its process, on this process's CPU) for each. The other start methods'
+// zygotes attach by name.
+ByteQueue make_queue(StartMethod method) {
+  return method == StartMethod::fork ? ByteQueue::create_unnamed(queue_options())
+                                     : ByteQueue(queue_options());
+}
+
+SharedSegment make_slots(StartMethod method, std::size_t size) {
+  return method == StartMethod::fork ? SharedSegment::create_unnamed(size)
+                                     : SharedSegment::create(size);
 }
 
 std::string describe_death(pid_t pid, int wait_status) {
@@ -65,27 +80,29 @@ constexpr std::chrono::nanoseconds kMaxTick = std::chrono::milliseconds(25);
 
 PoolEngine::PoolEngine(PoolConfig config)
     : config_(std::move(config)),
-      tasks_(queue_options()),
-      results_(queue_options()),
-      slots_(SharedSegment::create(
+      tasks_(make_queue(config_.start_method)),
+      results_(make_queue(config_.start_method)),
+      slots_(make_slots(
+          config_.start_method,
           sizeof(Doorbells) + sizeof(WorkerSlot) * static_cast<std::size_t>(config_.processes))),
       creator_(::getpid()) {
   new (slots_.data()) Doorbells;
   for (int i = 0; i < config_.processes; ++i) new (&slot(static_cast<std::uint32_t>(i))) WorkerSlot;
-  // The zygote first, while this thread may still be the only one; then the collector; then
-  // the workers, so that a constructor that fails (no thread to be had) never started any.
+  // The zygote first, while this thread may still be the only one; it starts the workers at
+  // once, while this thread starts the collector. A constructor that fails here (no thread to be
+  // had) tells the zygote to leave, and it kills the workers it started.
   start_zygote();
   live_workers_ = config_.processes;
   try {
     collector_ = std::thread([this] { collect(); });
   } catch (...) {
-    // No half-built pool stays behind: the zygote leaves at the end of its command socket, and
-    // is reaped here.
+    // No half-built pool stays behind: the zygote, told to leave (the end of its command socket
+    // may never come: see join), kills the workers it started, and is reaped here.
+    send_to_zygote('K', 0);
     zygote_commands_.reset();
     wait_for_zygote();
     throw;
   }
-  for (int i = 0; i < config_.processes; ++i) send_to_zygote('S', static_cast<std::uint32_t>(i));
 }
 
 PoolEngine::~PoolEngine() {
@@ -139,7 +156,7 @@ void PoolEngine::wait_for_zygote() noexcept {
   }
   int status = 0;
   retry_on_eintr([&] { return ::waitpid(zygote_, &status, 0); });
-  remove_segments_of(zygote_);
+  remove_segments_of_exited(zygote_);  // a forked zygote leaves by _exit
 }
 
 void PoolEngine::start_zygote() {
@@ -173,6 +190,10 @@ void PoolEngine::send_to_zygote(char command, std::uint32_t slot_index) noexcept
   // One datagram per command: atomic even with several threads sending.
   ssize_t n = retry_on_eintr(
       [&] { return ::send(zygote_commands_.get(), message, sizeof message, MSG_NOSIGNAL); });
+  // The zygote leaves on its own once every worker took its poison pill: 'K' and 'Q' (leave)
+  // may then find it gone (ECONNRESET when it left a command unread).
+  if (n < 0 && (errno == EPIPE || errno == ECONNRESET) && (command == 'K' || command == 'Q'))
+    return;
   if (n != static_cast<ssize_t>(sizeof message))
     report_error("cannot send a command to the pool's zygote process");
 }
@@ -269,9 +290,6 @@ void PoolEngine::fail_everything(const std::exception_ptr& error) {
 
 void PoolEngine::collect() {
   std::string message;
-  // Chunk results can be large: ask for huge pages for them (see memory.cc).
-  message.reserve(std::size_t{16} << 20);
-  advise_huge_pages(message.data(), message.capacity());
   LargeBytes remote_results;
   // Messages taken so far: while the doorbell shows no more, this thread spins briefly before
   // it sleeps in the queue (a wake-up costs more than a whole round trip).
@@ -281,6 +299,10 @@ void PoolEngine::collect() {
     return static_cast<std::int64_t>(doorbells().results_posted.load(std::memory_order_acquire) -
                                      taken) > 0;
   };
+  // Whether the last message was a chunk's results: only then is another likely to follow soon
+  // enough to be worth the spin. After a worker's start or death notice, the spin would only take
+  // a CPU from the processes starting or leaving.
+  bool streaming = false;
   for (;;) {
     // Only while tasks with a timeout are about (or SIGKILLs are due): a look at them, and a
     // deadline on the wait for the next message.
@@ -295,9 +317,10 @@ void PoolEngine::collect() {
       }
     }
     try {
-      (void)spin_for(pending, kSpinBudget);
+      if (streaming) (void)spin_for(pending, kSpinBudget);
       results_.get(message, until);
       ++taken;
+      reserve_for_large(message);
     } catch (const Empty&) {
       continue;  // time for the next look
     } catch (const std::exception& e) {
@@ -305,6 +328,7 @@ void PoolEngine::collect() {
       return;
     }
     if (message.empty()) continue;
+    streaming = message[0] == kResultMessage || message[0] == kPackedResults;
     try {
       WireReader reader(message);
       switch (reader.tag()) {
@@ -728,7 +752,7 @@ bool PoolEngine::cancel_job(std::uint64_t id, bool interrupt) {
     JobEntry& entry = it->second;
     // Marked first, then the slots looked at: a worker that takes a chunk of the job from now
     // on sends it back (and one that took it before shows as busy with it).
-    auto& mark = doorbells().cancelled_jobs[id % Doorbells::kCancelTableSize];
+    auto mark = doorbells().cancel_mark(id);
     const std::uint64_t before = mark.exchange(id, std::memory_order_seq_cst);
     std::atomic_thread_fence(std::memory_order_seq_cst);
     for (std::uint32_t i = 0; i < static_cast<std::uint32_t>(config_.processes); ++i) {

@@ -69,7 +69,14 @@ struct Doorbells {
   // read by the workers after their claim (with a fence on both sides: either the pool sees
   // the worker busy with the chunk or the worker sees the mark).
   static constexpr std::size_t kCancelTableSize = 4096;
-  alignas(64) std::atomic<std::uint64_t> cancelled_jobs[kCancelTableSize] = {};
+  // The mark of `job`'s entry, as an atomic.
+  [[nodiscard]] std::atomic_ref<std::uint64_t> cancel_mark(std::uint64_t job) noexcept {
+    return std::atomic_ref<std::uint64_t>(cancelled_jobs[job % kCancelTableSize]);
+  }
+  // No initializer, so that constructing the Doorbells leaves the table alone: the segment comes
+  // zero-filled from the kernel, and writing its 32 KiB would fault in 8 pages at every pool
+  // start (and free them again at its end) for a table most pools never use.
+  alignas(64) std::uint64_t cancelled_jobs[kCancelTableSize];
 };
 
 struct PoolConfig {

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <new>
+#include <string>
 
 #include "mproc/async_result.h"
 #include "mproc/pool.h"
@@ -46,6 +47,14 @@ void advise_huge_pages(const void* p, std::size_t bytes) noexcept {
   auto start = round_up(reinterpret_cast<std::uintptr_t>(p), kHugePage);
   auto end = (reinterpret_cast<std::uintptr_t>(p) + bytes) & ~(kHugePage - 1);
   if (end > start) ::madvise(reinterpret_cast<void*>(start), end - start, MADV_HUGEPAGE);
+}
+
+void reserve_for_large(std::string& buffer) {
+  constexpr std::size_t kLarge = std::size_t{1} << 20;
+  constexpr std::size_t kRoom = std::size_t{16} << 20;
+  if (buffer.size() < kLarge || buffer.capacity() >= kRoom) return;
+  buffer.reserve(kRoom);
+  advise_huge_pages(buffer.data(), buffer.capacity());
 }
 
 bool read_remote(pid_t pid, std::uint64_t address, void* out, std::size_t size) noexcept {

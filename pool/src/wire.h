@@ -127,4 +127,10 @@ using LargeBytes = std::vector<char, LargeAllocator<char>>;
 std::string worker_notice(char tag, std::uint32_t slot, pid_t pid, std::int32_t detail = 0,
                           std::string_view text = {});
 
+// The collector's and the workers' message buffers: once a message of a MiB or more has passed
+// through `buffer`, it gets room for 16 MiB in huge pages (memory.cc), kept for the next ones.
+// Not before: most pools never move such messages, and a reservation made up front costs system
+// calls and page-table work at every pool start.
+void reserve_for_large(std::string& buffer);
+
 }  // namespace mproc::detail

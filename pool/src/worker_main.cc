@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <deque>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -94,8 +95,10 @@ bool run_packed_chunk(std::string_view message, std::string& results, LargeBytes
     out = sent.back().data();
     begin_packed_results(results, chunk.job, chunk.chunk, chunk.count, batch.result_size, &where);
   } else {
-    out = results.data() +
-          begin_packed_results(results, chunk.job, chunk.chunk, chunk.count, batch.result_size);
+    // Two statements: begin_packed_results may move the buffer, so data() must be read after it.
+    const std::size_t at =
+        begin_packed_results(results, chunk.job, chunk.chunk, chunk.count, batch.result_size);
+    out = results.data() + at;
   }
   for (std::uint32_t first = 0; first < chunk.count;) {
     std::uint32_t done = 0;
@@ -115,14 +118,13 @@ bool run_packed_chunk(std::string_view message, std::string& results, LargeBytes
 // Whether `message` is a chunk of a job that the pool is cancelling (Doorbells::cancelled_jobs).
 // The fence pairs with the pool's: it either sees this worker busy with the chunk (the claim's
 // stores come before) or this worker sees its mark.
-bool cancelled_chunk(const Doorbells& d, std::string_view message) noexcept {
+bool cancelled_chunk(Doorbells& d, std::string_view message) noexcept {
   if (message.size() < 13 || (message[0] != kChunkMessage && message[0] != kPackedChunk))
     return false;
   std::uint64_t job = 0;
   std::memcpy(&job, message.data() + 1, 8);
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  return job != 0 &&
-         d.cancelled_jobs[job % Doorbells::kCancelTableSize].load(std::memory_order_relaxed) == job;
+  return job != 0 && d.cancel_mark(job).load(std::memory_order_relaxed) == job;
 }
 
 // This process's resident memory in bytes (/proc/self/statm, opened once); 0 if unknown.
@@ -189,8 +191,14 @@ void PoolEngine::take_task(std::string& message, bool& have_role,
     }
     // The role is ours: spin for a chunk.
     d.role.store(Doorbells::kRoleSpinning, std::memory_order_seq_cst);
-    const auto until = Clock::now() + kSpinBudget;
-    while (spin_for(waiting, until - Clock::now())) {
+    // The clock only once there is something to wait for: a chunk already queued (a new worker's
+    // first, or its poison pill) is taken without it.
+    std::optional<Clock::time_point> until;
+    auto budget = [&] {
+      if (!until) until = Clock::now() + kSpinBudget;
+      return *until - Clock::now();
+    };
+    while (waiting() || spin_for(waiting, budget())) {
       if (try_take()) {
         // Keep the role while busy, unless more chunks wait: then another worker takes it.
         d.role.store(Doorbells::kRoleBusy, std::memory_order_seq_cst);
@@ -258,9 +266,6 @@ void PoolEngine::worker_main(std::uint32_t slot_index) {
   LargeBytes remote_args;
   std::deque<SentResults> sent;
   RemoteResults where{self, 0, slot_index, me.results_read.load(std::memory_order_acquire)};
-  // Chunk results can be large: ask for huge pages for them (see memory.cc).
-  results.reserve(std::size_t{16} << 20);
-  advise_huge_pages(results.data(), results.capacity());
   int done = 0;
   // Runs under the task queue's lock, before the item leaves the queue: if this process dies
   // from here on, the slot already names the chunk, so the collector fails it.
@@ -326,6 +331,7 @@ void PoolEngine::worker_main(std::uint32_t slot_index) {
           continue;
         }
         post_result(results);
+        reserve_for_large(results);
         me.state.store(WorkerSlot::kIdle, std::memory_order_release);
         if ((config_.maxtasksperchild > 0 && ++done >= config_.maxtasksperchild) || over_memory()) {
           me.state.store(WorkerSlot::kRetired, std::memory_order_release);
@@ -342,6 +348,7 @@ void PoolEngine::worker_main(std::uint32_t slot_index) {
         add_result(results, result.status, result.payload);
       }
       post_result(results);
+      reserve_for_large(results);
     } catch (const std::exception& e) {
       // A malformed chunk or a result queue that refuses: this worker cannot go on. Leaving
       // makes the collector fail the chunk and start a replacement.

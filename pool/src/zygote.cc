@@ -24,6 +24,7 @@
 #include "engine.h"
 #include "os_error.h"
 #include "process_state.h"
+#include "resource_tracker.h"
 #include "wire.h"
 
 namespace mproc::detail {
@@ -52,10 +53,42 @@ void PoolEngine::zygote_main(int command_fd) {
   if (config_.start_method != StartMethod::forkserver) die_with_parent(parent);
   ::signal(SIGINT, SIG_IGN);  // a terminal's Ctrl-C is for the program, not for the pool
   std::map<pid_t, Worker> workers;
+  // Slots whose worker took its poison pill: none is replaced (the collector replaces only the
+  // others), so once every slot is done and reaped this process has nothing left to do, and
+  // leaves without waiting for the pool's 'Q' (join waits for this exit).
+  std::vector<bool> done(static_cast<std::size_t>(config_.processes), false);
+  std::size_t done_count = 0;
   bool stopping = false;
   auto kill_all = [&] {
     for (auto& [pid, worker] : workers) ::kill(pid, SIGKILL);
   };
+  auto start_worker = [&](std::uint32_t slot_index) {
+    std::fflush(nullptr);
+    pid_t zygote = ::getpid();
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      ::close(command_fd);
+      for (auto& [other, worker] : workers) worker.pidfd.reset();
+      after_fork_in_child();
+      die_with_parent(zygote);
+      worker_main(slot_index);
+    }
+    if (pid < 0) {
+      int error = errno;
+      report_error("the pool's zygote cannot fork a worker");
+      post_result(worker_notice(kWorkerDied, slot_index, 0, error));
+      return;
+    }
+    Worker worker{slot_index, UniqueFd(pidfd_open(pid))};
+    workers.emplace(pid, std::move(worker));
+    try {
+      post_result(worker_notice(kWorkerStarted, slot_index, pid));
+    } catch (...) {
+    }
+  };
+  // The first workers at once, not on a command ('S' is for replacements): they start while the
+  // pool's process is still starting its collector thread.
+  for (int i = 0; i < config_.processes; ++i) start_worker(static_cast<std::uint32_t>(i));
   for (;;) {
     std::vector<pollfd> fds;
     std::vector<pid_t> pids;
@@ -74,6 +107,11 @@ void PoolEngine::zygote_main(int command_fd) {
       if (retry_on_eintr([&] { return ::waitpid(pid, &status, 0); }) != pid) continue;
       std::uint32_t slot_index = workers[pid].slot;
       workers.erase(pid);
+      if (slot_index < done.size() && !done[slot_index] &&
+          slot(slot_index).state.load(std::memory_order_acquire) == WorkerSlot::kPill) {
+        done[slot_index] = true;
+        ++done_count;
+      }
       // The notice first: the pool may be waiting for it (join), and this process's own exit,
       // which join also waits for, comes after the clean-up anyway.
       if (!stopping) {
@@ -82,8 +120,9 @@ void PoolEngine::zygote_main(int command_fd) {
         } catch (...) {
         }
       }
-      remove_segments_of(pid);
+      remove_segments_of_exited(pid);  // workers leave by _exit
     }
+    if (!stopping && done_count == done.size() && workers.empty()) break;
     if (stopping || fds[0].revents == 0) continue;
     char command[5];
     ssize_t n = retry_on_eintr([&] { return ::recv(command_fd, command, sizeof command, 0); });
@@ -97,28 +136,7 @@ void PoolEngine::zygote_main(int command_fd) {
     if (n != sizeof command || command[0] != 'S') continue;
     std::uint32_t slot_index = 0;
     std::memcpy(&slot_index, command + 1, 4);
-    std::fflush(nullptr);
-    pid_t zygote = ::getpid();
-    pid_t pid = ::fork();
-    if (pid == 0) {
-      ::close(command_fd);
-      for (auto& [other, worker] : workers) worker.pidfd.reset();
-      after_fork_in_child();
-      die_with_parent(zygote);
-      worker_main(slot_index);
-    }
-    if (pid < 0) {
-      int error = errno;
-      report_error("the pool's zygote cannot fork a worker");
-      post_result(worker_notice(kWorkerDied, slot_index, 0, error));
-      continue;
-    }
-    Worker worker{slot_index, UniqueFd(pidfd_open(pid))};
-    workers.emplace(pid, std::move(worker));
-    try {
-      post_result(worker_notice(kWorkerStarted, slot_index, pid));
-    } catch (...) {
-    }
+    start_worker(slot_index);
   }
   ::_exit(0);
 }

@@ -671,6 +671,30 @@ TEST(Queue, ImmediateShutdownRemovesOutOfLineItems) {
   EXPECT_EQ(detail::count_segments_of(::getpid()), 1u);  // the ring itself
 }
 
+TEST(ByteQueue, AnUnnamedQueueCarriesItemsFromAForkedChildWithNoSegmentInDevShm) {
+  const std::size_t before = detail::count_segments_of(::getpid());
+  auto q = detail::ByteQueue::create_unnamed(QueueOptions{});
+  EXPECT_EQ(detail::count_segments_of(::getpid()), before);
+  auto child = fork_and_wait([&] {
+    q.put("from child", Deadline::never());
+    return 0;
+  });
+  ASSERT_EQ(child.code, 0);
+  std::string out;
+  q.get(out, Deadline::now());
+  EXPECT_EQ(out, "from child");
+}
+
+TEST(ByteQueue, AnUnnamedQueueRemovesItsOutOfLineItemsWithIt) {
+  const std::size_t before = detail::count_segments_of(::getpid());
+  {
+    auto q = detail::ByteQueue::create_unnamed(QueueOptions{.capacity = 4096});
+    for (int i = 0; i < 3; ++i) q.put(pattern(100000, i), Deadline::never());
+    EXPECT_GT(detail::count_segments_of(::getpid()), before);
+  }
+  EXPECT_EQ(detail::count_segments_of(::getpid()), before);
+}
+
 TEST(ByteQueue, AnItemPutFromTwoPartsComesOutAsOne) {
   detail::ByteQueue q(QueueOptions{});
   q.put("head-", "body", Deadline::never());

@@ -105,6 +105,27 @@ TEST(SharedSegment, ExplicitUnlinkRemovesTheNameAndKeepsTheMapping) {
   seg.unlink();                             // idempotent
 }
 
+TEST(SharedSegment, AnUnnamedSegmentIsZeroFilledOwnedAndNotInDevShm) {
+  auto seg = SharedSegment::create_unnamed(5000);
+  EXPECT_GE(seg.size(), 5000u);
+  EXPECT_TRUE(seg.owned());
+  EXPECT_EQ(seg.name().rfind("mproc-" + std::to_string(::getpid()) + "-", 0), 0u);
+  EXPECT_FALSE(name_exists(seg.name()));
+  const char* bytes = static_cast<const char*>(seg.data());
+  for (std::size_t i = 0; i < 5000; ++i) ASSERT_EQ(bytes[i], 0);
+  EXPECT_THROW((void)SharedSegment::attach(seg.name()), std::system_error);
+}
+
+TEST(SharedSegment, AnUnnamedSegmentIsSharedWithAForkedChild) {
+  auto seg = SharedSegment::create_unnamed(64);
+  auto result = fork_and_wait([&] {
+    std::strcpy(static_cast<char*>(seg.data()), "from child");
+    return 0;
+  });
+  EXPECT_EQ(result.code, 0);
+  EXPECT_STREQ(static_cast<const char*>(seg.data()), "from child");
+}
+
 // A child creates a segment and is killed with SIGKILL, so it never unlinks it itself; the
 // tracker must, without anyone reaping the child first (it stays a zombie until we do).
 void expect_tracker_cleans_up_after_a_killed_owner() {

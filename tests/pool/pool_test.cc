@@ -669,6 +669,30 @@ TEST(Pool, AFailingInitializerIsLoggedAtCriticalLevel) {
   EXPECT_NE(err.find("[critical] the pool's initializer failed: no db"), std::string::npos) << err;
 }
 
+// The zygote leaves on its own once every worker took its poison pill: a terminate (here the
+// destructor's) that comes after that must find nothing to complain about.
+TEST(Pool, TerminatingAClosedPoolAfterItsWorkersLeftReportsNoError) {
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  auto run = test::fork_and_wait([&] {
+    ::dup2(fds[1], 2);
+    Pool pool(2);
+    pool.close();
+    std::this_thread::sleep_for(200ms);  // the workers and the zygote have left by now
+    pool.terminate();
+    pool.join();
+    return 0;
+  });
+  ::close(fds[1]);
+  std::string err;
+  char buffer[4096];
+  for (ssize_t n; (n = ::read(fds[0], buffer, sizeof buffer)) > 0;)
+    err.append(buffer, static_cast<std::size_t>(n));
+  ::close(fds[0]);
+  EXPECT_EQ(run.code, 0);
+  EXPECT_EQ(err, "");
+}
+
 TEST(Pool, LargePoolWorks) {
   Pool pool(200);
   auto squares = pool.map(square, std::views::iota(0, 1000));

@@ -41,6 +41,11 @@ class SharedSegment {
   // <owner> is gone. Throws ValueError for a name without an owner, std::system_error (EEXIST
   // when the name is taken).
   [[nodiscard]] static SharedSegment create_for_owner(std::string_view name, std::size_t size);
+  // Creates a zero-filled segment of `size` bytes with no name in /dev/shm: only this process and
+  // the children it forks from now on map it, and it goes with the last of their mappings, so
+  // there is nothing to unlink, track or clean up after a crash. name() still gives a fresh
+  // "mproc-<pid>-<n>" (this process owns what is named after it), which attach() cannot find.
+  [[nodiscard]] static SharedSegment create_unnamed(std::size_t size);
   // Maps the existing segment `name` (throws std::system_error when it does not exist).
   [[nodiscard]] static SharedSegment attach(std::string_view name);
 

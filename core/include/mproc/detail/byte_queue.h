@@ -69,6 +69,9 @@ class ByteQueue {
   explicit ByteQueue(const QueueOptions& options);
   // No queue, to load into (see blank_handle.h); only assignment and destruction are valid.
   explicit ByteQueue(BlankHandle) noexcept {}
+  // As the constructor, in a segment without a name (SharedSegment::create_unnamed): for a queue
+  // that only this process and the children it forks from now on use; attach() cannot find it.
+  [[nodiscard]] static ByteQueue create_unnamed(const QueueOptions& options);
   // Maps the queue created elsewhere under `name` (std::system_error if there is none, ValueError
   // if the segment is not a queue).
   [[nodiscard]] static ByteQueue attach(std::string_view name);
