@@ -10,7 +10,6 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -29,25 +28,38 @@
 namespace mproc::dist {
 namespace {
 
-// What the local pool's collector thread hands to the agent's MPI thread: answers for rank 0,
-// and which local jobs run which of rank 0's jobs (for 'K').
+// Where the answers for rank 0 go: the thread that has one (the local pool's collector, mostly)
+// sends it itself, then wakes the MPI thread if it sleeps: the answer frees a place for one more
+// chunk, which the MPI thread is then awake to take as soon as rank 0 sends it. Also which
+// local jobs run which of rank 0's jobs (for 'K').
 class Outbox {
  public:
+  explicit Outbox(Link& link) : link_(link) {}
+
+  // ValueError when the message is too large for MPI.
   void post(std::string message) {
     {
       std::scoped_lock lock(mutex_);
-      messages_.push_back(std::move(message));
+      if (closed_) return;  // rank 0's program has ended: nobody waits for it
+      link_.send(0, std::move(message));
+      posted_ = true;
     }
     cv_.notify_one();
   }
-  void take(std::vector<std::string>& out) {
+  // Whether something was posted since the last look.
+  bool take_posted() {
     std::scoped_lock lock(mutex_);
-    out.swap(messages_);
+    return std::exchange(posted_, false);
   }
   // Sleeps up to `pause` unless something is posted.
   void wait(std::chrono::microseconds pause) {
     std::unique_lock lock(mutex_);
-    cv_.wait_for(lock, pause, [&] { return !messages_.empty(); });
+    cv_.wait_for(lock, pause, [&] { return posted_; });
+  }
+  // No more answers: rank 0 has stopped listening.
+  void close() {
+    std::scoped_lock lock(mutex_);
+    closed_ = true;
   }
   void remember(std::uint64_t job, std::uint64_t local) {
     std::scoped_lock lock(mutex_);
@@ -67,9 +79,11 @@ class Outbox {
   }
 
  private:
+  Link& link_;
   std::mutex mutex_;
   std::condition_variable cv_;
-  std::vector<std::string> messages_;
+  bool posted_ = false;
+  bool closed_ = false;
   std::unordered_map<std::uint64_t, std::vector<std::uint64_t>> local_jobs_;
 };
 
@@ -143,7 +157,17 @@ class ForwardJob : public detail::Job {
   void answer(std::string message) {
     if (answered_.exchange(true)) return;  // exactly one answer per chunk
     outbox_->forget(job_, local_.load());
-    outbox_->post(std::move(message));
+    try {
+      outbox_->post(std::move(message));
+    } catch (const std::exception&) {
+      // Results too large for one MPI message: the chunk fails instead.
+      try {
+        outbox_->post(encode_chunk_failed(
+            job_, chunk_, capture_exception(on_this_rank(std::current_exception(), where_))));
+      } catch (const std::exception& again) {
+        get_logger()->error("mproc::dist {}: cannot answer a chunk: {}", where_, again.what());
+      }
+    }
   }
 
   std::shared_ptr<Outbox> outbox_;
@@ -180,33 +204,25 @@ class Agent {
                                      host_name()}));
     Backoff backoff;
     Link::Message message;
-    std::vector<std::string> out;
     for (;;) {
       bool worked = false;
       while (link_.poll(message)) {
         worked = true;
-        if (!message.bytes.empty() && message.bytes[0] == kStop) return;
+        if (!message.bytes.empty() && message.bytes[0] == kStop) {
+          outbox_->close();
+          return;
+        }
         try {
           on_message(message.bytes);
         } catch (const std::exception& e) {
           get_logger()->error("mproc::dist {}: a bad message from rank 0: {}", where_, e.what());
         }
       }
-      outbox_->take(out);
-      worked = worked || !out.empty();
-      for (std::string& bytes : out) link_.send(0, std::move(bytes));
-      out.clear();
+      worked = outbox_->take_posted() || worked;
       const bool sending = link_.progress();
-      if (worked) {
-        backoff.reset();
-        continue;
-      }
-      const auto pause = sending ? std::chrono::microseconds(0) : backoff.next();
-      if (pause.count() == 0) {
-        std::this_thread::yield();
-      } else {
-        outbox_->wait(pause);
-      }
+      // Answers come from the local pool, whose posts wake this thread.
+      backoff.after_round(worked, sending, /*due=*/false,
+                          [&](std::chrono::microseconds pause) { outbox_->wait(pause); });
     }
   }
 
@@ -240,7 +256,7 @@ class Agent {
   std::shared_ptr<detail::Engine> engine_;
   Link& link_;
   std::string where_;
-  std::shared_ptr<Outbox> outbox_ = std::make_shared<Outbox>();
+  std::shared_ptr<Outbox> outbox_ = std::make_shared<Outbox>(link_);
 };
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include "agent.h"
 #include "cluster_engine.h"
 #include "hub.h"
+#include "link.h"
 
 namespace mproc {
 namespace {
@@ -33,6 +34,7 @@ bool alone() noexcept {
 
 void start_rank(int /*argc*/, char** /*argv*/) {
   if (!in_mpi_job() || alone()) return;
+  dist::prepare_mpi_environment();
   if (mpi_rank() != 0) dist::run_agent();
   dist::Hub::start();
 }

@@ -88,7 +88,8 @@ void Hub::submit(std::uint64_t job, std::uint32_t chunk, std::string_view messag
     pending_.push_back(Pending{job, chunk,
                                encode_run_chunk(RunChunk{job, chunk, entry.timeout,
                                                          entry.kill_grace, entry.task, message})});
-    woken_ = true;
+    send_ready();
+    woken_ = true;  // the hub's thread looks out for the answer
   }
   wake_.notify_one();
 }
@@ -137,6 +138,7 @@ bool Hub::cancel(std::uint64_t id, bool interrupt) {
     chunks.assign(entry.outstanding.begin(), entry.outstanding.end());
     owner = entry.owner;
     jobs_.erase(it);  // chunks still pending are skipped when their turn comes
+    send_ready();
     woken_ = true;
   }
   wake_.notify_one();
@@ -174,6 +176,7 @@ void Hub::drop_owner(std::uint64_t owner, const std::exception_ptr& running,
       }
       it = next;
     }
+    send_ready();
     woken_ = true;
   }
   wake_.notify_one();
@@ -213,8 +216,9 @@ std::shared_ptr<detail::Job> Hub::answered(int rank, std::uint64_t job, std::uin
   return found;
 }
 
-void Hub::take_sends(std::vector<std::pair<int, std::string>>& out) {
-  for (auto& c : control_) out.push_back(std::move(c));
+void Hub::send_ready() {
+  if (link_ == nullptr || stopping_) return;
+  for (auto& [rank, bytes] : control_) send(rank, std::move(bytes));
   control_.clear();
   while (!pending_.empty()) {
     // The agent with the most room takes the next chunk.
@@ -237,7 +241,15 @@ void Hub::take_sends(std::vector<std::pair<int, std::string>>& out) {
     if (it == jobs_.end() || it->second.outstanding.count(p.chunk) == 0) continue;  // dropped
     it->second.running[p.chunk] = best;
     ++agents_[static_cast<std::size_t>(best)].in_flight;
-    out.emplace_back(best, std::move(p.message));
+    send(best, std::move(p.message));
+  }
+}
+
+void Hub::send(int rank, std::string bytes) noexcept {
+  try {
+    link_->send(rank, std::move(bytes));
+  } catch (const std::exception& e) {
+    get_logger()->error("mproc::dist: cannot send to rank {}: {}", rank, e.what());
   }
 }
 
@@ -315,12 +327,12 @@ void Hub::run() {
     size_ = link->size();
     agents_.resize(static_cast<std::size_t>(size_));
     started_ = true;
+    link_ = &*link;
   }
   changed_.notify_all();
 
   Backoff backoff;
   Link::Message message;
-  std::vector<std::pair<int, std::string>> out;
   for (;;) {
     bool worked = false;
     while (link->poll(message)) {
@@ -333,34 +345,22 @@ void Hub::run() {
       }
     }
     bool stop = false;
+    bool in_flight = false;
     {
       std::scoped_lock lock(mutex_);
-      woken_ = false;
-      take_sends(out);
+      // Whatever woke this thread (a chunk sent by its submitter, a credit back, a kill) is work:
+      // an answer is due, so it polls for a while before it sleeps.
+      worked = std::exchange(woken_, false) || worked;
+      send_ready();
       stop = stopping_;
+      for (const Agent& a : agents_) in_flight = in_flight || a.in_flight > 0;
     }
-    worked = worked || !out.empty();
-    for (auto& [rank, bytes] : out) {
-      try {
-        link->send(rank, std::move(bytes));
-      } catch (const std::exception& e) {
-        get_logger()->error("mproc::dist: cannot send to rank {}: {}", rank, e.what());
-      }
-    }
-    out.clear();
     const bool sending = link->progress();
     if (stop) break;
-    if (worked) {
-      backoff.reset();
-      continue;
-    }
-    const auto pause = sending ? std::chrono::microseconds(0) : backoff.next();
-    if (pause.count() == 0) {
-      std::this_thread::yield();
-      continue;
-    }
-    std::unique_lock lock(mutex_);
-    wake_.wait_for(lock, pause, [&] { return woken_; });
+    backoff.after_round(worked, sending, /*due=*/in_flight, [&](std::chrono::microseconds pause) {
+      std::unique_lock lock(mutex_);
+      wake_.wait_for(lock, pause, [&] { return woken_; });
+    });
   }
 
   for (int r = 1; r < link->size(); ++r) link->send(r, std::string(1, kStop));
@@ -369,6 +369,7 @@ void Hub::run() {
   {
     std::scoped_lock lock(mutex_);
     stopped_ = true;
+    link_ = nullptr;
     for (auto& [id, entry] : jobs_)
       for (std::uint32_t chunk : entry.outstanding) left.emplace_back(entry.job, chunk);
     jobs_.clear();

@@ -1,5 +1,6 @@
-// Rank 0's side of mproc::dist: one thread that owns MPI, sends chunks to the node agents as
-// they have room for them, and feeds what comes back to the pools' jobs. Every cluster pool
+// Rank 0's side of mproc::dist: chunks go to the node agents as they have room for them (sent by
+// the thread that submits them, or by the hub's thread when a credit comes back), and the hub's
+// one thread polls MPI and feeds what comes back to the pools' jobs. Every cluster pool
 // (ClusterEngine) of the program shares it; jobs are numbered here, so the numbers are unique
 // across pools.
 //
@@ -108,14 +109,19 @@ class Hub {
                                         std::uint64_t& owner);
   // After a chunk's result was delivered or failed (so that join() returns only then).
   void delivered(std::uint64_t owner, std::size_t chunks);
-  // Under mutex_: moves what may be sent now (kills, then chunks by credit) into `out`.
-  void take_sends(std::vector<std::pair<int, std::string>>& out);
+  // Under mutex_: sends what may be sent now (kills, then chunks by credit), from the calling
+  // thread (so that a chunk leaves as soon as its submitter has written it, while the hub's
+  // thread may be asleep; and so that messages leave in the order they were queued).
+  void send_ready();
+  // Under mutex_: one message; a failure is logged.
+  void send(int rank, std::string bytes) noexcept;
   // Under mutex_: `chunks` of `owner`'s are no longer outstanding.
   void count_off(std::uint64_t owner, std::size_t chunks);
   void wake() noexcept;
 
   std::thread thread_;
   mutable std::mutex mutex_;
+  Link* link_ = nullptr;             // the hub's thread's, while it serves (under mutex_)
   std::condition_variable changed_;  // started, an agent ready, an owner idle, stopped
   std::condition_variable wake_;     // work for the hub's thread
   bool woken_ = false;

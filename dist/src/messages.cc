@@ -42,9 +42,8 @@ RunChunk decode_run_chunk(std::string_view bytes) {
   auto timeout = static_cast<std::int64_t>(reader.u64());
   if (timeout >= 0) run.timeout = std::chrono::nanoseconds(timeout);
   run.kill_grace = std::chrono::nanoseconds(static_cast<std::int64_t>(reader.u64()));
-  std::uint32_t task_size = reader.u32();
-  run.task = reader.bytes(task_size);
-  run.message = bytes.substr(33 + task_size);
+  run.task = reader.bytes(reader.u32());
+  run.message = reader.remaining();
   if (run.message.size() < 13) throw SerializationError("a run-chunk message without its chunk");
   return run;
 }
@@ -92,7 +91,7 @@ ChunkFailed decode_chunk_failed(std::string_view bytes) {
   ChunkFailed failed;
   failed.job = reader.u64();
   failed.chunk = reader.u32();
-  failed.error = bytes.substr(13);
+  failed.error = reader.remaining();
   return failed;
 }
 

@@ -42,6 +42,8 @@ class WireReader {
   std::int32_t i32() { return static_cast<std::int32_t>(u32()); }
   std::string_view bytes(std::size_t size);
   [[nodiscard]] bool done() const noexcept { return bytes_.empty(); }
+  // What is left to read, for a message that ends in another one (the reader does not move).
+  [[nodiscard]] std::string_view remaining() const noexcept { return bytes_; }
 
  private:
   std::string_view bytes_;

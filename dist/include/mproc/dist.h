@@ -38,7 +38,10 @@
 // values) always travel inside the message.
 //
 // MPI itself belongs to mproc on every rank (rank 0's is initialized, with
-// MPI_THREAD_FUNNELED, by a thread of mproc's): the program must not call MPI.
+// MPI_THREAD_SERIALIZED, by a thread of mproc's): the program must not call MPI. mproc's threads
+// poll MPI with their own back-off, so mproc::init sets OMPI_MCA_mpi_yield_when_idle=0 (unless
+// it is set already): Open MPI would otherwise yield the CPU inside every poll when the ranks
+// oversubscribe the CPUs.
 //
 // Thread safety: as Pool. Callbacks run on the cluster's one MPI thread of rank 0. Lifetime: at
 // exit rank 0 tells every agent to stop (their pools are terminated) and finalizes MPI, so
