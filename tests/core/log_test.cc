@@ -19,23 +19,12 @@ namespace {
 
 // Runs `body` in a child whose stderr goes to a pipe; returns what it wrote there.
 std::string stderr_of_child(const std::function<void()>& body) {
-  int fds[2];
-  EXPECT_EQ(::pipe(fds), 0);
-  auto result = test::fork_and_wait([&] {
-    ::dup2(fds[1], 2);
-    ::close(fds[0]);
-    ::close(fds[1]);
+  auto result = test::fork_capturing_stderr([&] {
     body();
     return 0;
   });
-  EXPECT_EQ(result.code, 0);
-  ::close(fds[1]);
-  std::string text;
-  char buffer[4096];
-  for (ssize_t n; (n = ::read(fds[0], buffer, sizeof buffer)) > 0;)
-    text.append(buffer, static_cast<std::size_t>(n));
-  ::close(fds[0]);
-  return text;
+  EXPECT_EQ(result.exit.code, 0);
+  return result.err;
 }
 
 TEST(Log, IsQuietByDefault) {

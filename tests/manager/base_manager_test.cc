@@ -363,18 +363,45 @@ std::size_t thread_count() {
   return n;
 }
 
+// A Server of Counters serving from a thread of this process, and a client connected to it.
+// `threads_before`: this process's threads before the server's.
+struct ServingInThisProcess {
+  explicit ServingInThisProcess(std::optional<Address> address)
+      : server(server_for(std::move(address))),
+        threads_before(thread_count()),
+        serving(std::async(std::launch::async, [this] { server.serve_forever(); })),
+        client({.address = server.address(), .authkey = std::string("k")}) {
+    client.connect();
+  }
+  // Also when a test failed early: the future's destructor waits for serve_forever.
+  ~ServingInThisProcess() { server.stop(); }
+  ServingInThisProcess(const ServingInThisProcess&) = delete;
+  ServingInThisProcess& operator=(const ServingInThisProcess&) = delete;
+  static Server server_for(std::optional<Address> address) {
+    BaseManager m({.address = std::move(address), .authkey = std::string("k")});
+    m.register_type<Counter, int>("Counter");
+    return m.get_server();
+  }
+  // Stops the server; false unless serve_forever returned in time.
+  [[nodiscard]] bool stop() {
+    server.stop();
+    if (serving.wait_for(10s) != std::future_status::ready) return false;
+    serving.get();
+    return true;
+  }
+
+  Server server;
+  std::size_t threads_before;
+  std::future<void> serving;
+  BaseManager client;
+};
+
 // A stopped in-process server leaves nothing behind: serve_forever returns having disconnected
 // its clients and joined their threads, and a client still holding a proxy learns it at its next
 // call instead of being served by a server that has stopped.
 void expect_stop_disconnects_clients(std::optional<Address> address) {
-  BaseManager m({.address = address, .authkey = std::string("k")});
-  m.register_type<Counter, int>("Counter");
-  Server server = m.get_server();
-  const std::size_t threads_before = thread_count();
-  auto serving = std::async(std::launch::async, [&server] { server.serve_forever(); });
-  BaseManager client({.address = server.address(), .authkey = std::string("k")});
-  client.connect();
-  auto counter = client.create<Counter>("Counter", 4);
+  ServingInThisProcess s(std::move(address));
+  auto counter = s.client.create<Counter>("Counter", 4);
   // One thread makes both calls: a manager connection belongs to the thread that opened it.
   std::promise<int> first_call;
   std::promise<void> server_stopped;
@@ -386,10 +413,8 @@ void expect_stop_disconnects_clients(std::optional<Address> address) {
   auto first = first_call.get_future();
   ASSERT_EQ(first.wait_for(10s), std::future_status::ready);
   EXPECT_EQ(first.get(), 5);
-  server.stop();
-  ASSERT_EQ(serving.wait_for(10s), std::future_status::ready);
-  serving.get();
-  EXPECT_EQ(thread_count(), threads_before + 1);  // the caller's thread: no server thread is left
+  ASSERT_TRUE(s.stop());
+  EXPECT_EQ(thread_count(), s.threads_before + 1);  // the caller's: no server thread is left
   server_stopped.set_value();
   ASSERT_EQ(caller.wait_for(10s), std::future_status::ready);
   try {
@@ -415,14 +440,8 @@ TEST(BaseManager, StoppedServerDisconnectsItsTcpClients) {
 // A call still running when the server stops does not hold the stop up (its client is told at
 // once), and its thread ends by itself once the call returns.
 TEST(BaseManager, StoppingServerDoesNotWaitForACallInProgress) {
-  BaseManager m({.address = TcpAddress{"127.0.0.1", 0}, .authkey = std::string("k")});
-  m.register_type<Counter, int>("Counter");
-  Server server = m.get_server();
-  const std::size_t threads_before = thread_count();
-  auto serving = std::async(std::launch::async, [&server] { server.serve_forever(); });
-  BaseManager client({.address = server.address(), .authkey = std::string("k")});
-  client.connect();
-  auto counter = client.create<Counter>("Counter", 0);
+  ServingInThisProcess s(TcpAddress{"127.0.0.1", 0});
+  auto counter = s.client.create<Counter>("Counter", 0);
   std::promise<void> calling;
   auto caller = std::async(std::launch::async, [&] {
     EXPECT_EQ(counter.add(1), 1);  // connected, so that the sleep below is a call in progress
@@ -432,17 +451,15 @@ TEST(BaseManager, StoppingServerDoesNotWaitForACallInProgress) {
   ASSERT_EQ(calling.get_future().wait_for(10s), std::future_status::ready);
   std::this_thread::sleep_for(100ms);  // the server is now inside sleep_ms
   const auto stopping = std::chrono::steady_clock::now();
-  server.stop();
-  ASSERT_EQ(serving.wait_for(10s), std::future_status::ready);
-  serving.get();
+  ASSERT_TRUE(s.stop());
   EXPECT_LT(std::chrono::steady_clock::now() - stopping, 1s);
   ASSERT_EQ(caller.wait_for(10s), std::future_status::ready);
   EXPECT_THROW(caller.get(), EOFError);
   // The server's thread for that call leaves once sleep_ms has returned.
   const auto give_up = std::chrono::steady_clock::now() + 10s;
-  while (thread_count() != threads_before && std::chrono::steady_clock::now() < give_up)
+  while (thread_count() != s.threads_before && std::chrono::steady_clock::now() < give_up)
     std::this_thread::sleep_for(10ms);
-  EXPECT_EQ(thread_count(), threads_before);
+  EXPECT_EQ(thread_count(), s.threads_before);
 }
 
 TEST(BaseManager, RestartOnTheSameAddressRightAway) {  // parity 7.3 test_rapid_restart

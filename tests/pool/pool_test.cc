@@ -22,10 +22,10 @@
 #include <iterator>
 #include <map>
 #include <numeric>
+#include <optional>
 #include <ranges>
 #include <set>
 #include <stdexcept>
-#include <optional>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -648,10 +648,7 @@ TEST(Pool, AThrowingInitializerBreaksThePoolWithoutHanging) {
 // Parity test_large_pool: Pool(200).
 // Parity 11.5 FailingInitializerMixin: the failure is logged at critical level.
 TEST(Pool, AFailingInitializerIsLoggedAtCriticalLevel) {
-  int fds[2];
-  ASSERT_EQ(::pipe(fds), 0);
-  auto run = test::fork_and_wait([&] {
-    ::dup2(fds[1], 2);
+  auto run = test::fork_capturing_stderr([] {
     Pool pool(PoolOptions{.processes = 1, .initializer = task_call(pooltest::fail_to_initialize)});
     try {
       (void)pool.apply(square, 1);
@@ -660,23 +657,15 @@ TEST(Pool, AFailingInitializerIsLoggedAtCriticalLevel) {
     }
     return 1;
   });
-  ::close(fds[1]);
-  std::string err;
-  char buffer[4096];
-  for (ssize_t n; (n = ::read(fds[0], buffer, sizeof buffer)) > 0;)
-    err.append(buffer, static_cast<std::size_t>(n));
-  ::close(fds[0]);
-  EXPECT_EQ(run.code, 0);
-  EXPECT_NE(err.find("[critical] the pool's initializer failed: no db"), std::string::npos) << err;
+  EXPECT_EQ(run.exit.code, 0);
+  EXPECT_NE(run.err.find("[critical] the pool's initializer failed: no db"), std::string::npos)
+      << run.err;
 }
 
 // The zygote leaves on its own once every worker took its poison pill: a terminate (here the
 // destructor's) that comes after that must find nothing to complain about.
 TEST(Pool, TerminatingAClosedPoolAfterItsWorkersLeftReportsNoError) {
-  int fds[2];
-  ASSERT_EQ(::pipe(fds), 0);
-  auto run = test::fork_and_wait([&] {
-    ::dup2(fds[1], 2);
+  auto run = test::fork_capturing_stderr([] {
     Pool pool(2);
     pool.close();
     std::this_thread::sleep_for(200ms);  // the workers and the zygote have left by now
@@ -684,14 +673,8 @@ TEST(Pool, TerminatingAClosedPoolAfterItsWorkersLeftReportsNoError) {
     pool.join();
     return 0;
   });
-  ::close(fds[1]);
-  std::string err;
-  char buffer[4096];
-  for (ssize_t n; (n = ::read(fds[0], buffer, sizeof buffer)) > 0;)
-    err.append(buffer, static_cast<std::size_t>(n));
-  ::close(fds[0]);
-  EXPECT_EQ(run.code, 0);
-  EXPECT_EQ(err, "");
+  EXPECT_EQ(run.exit.code, 0);
+  EXPECT_EQ(run.err, "");
 }
 
 TEST(Pool, LargePoolWorks) {

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <sstream>
 #include <stdexcept>
+#include <system_error>
 
 extern char** environ;  // NOLINT(readability-redundant-declaration): not in <unistd.h>
 
@@ -65,6 +66,27 @@ ChildExit wait_child(pid_t pid, std::chrono::milliseconds timeout) {
 
 ChildExit fork_and_wait(const std::function<int()>& body, std::chrono::milliseconds timeout) {
   return wait_child(fork_child(body), timeout);
+}
+
+ChildOutput fork_capturing_stderr(const std::function<int()>& body,
+                                  std::chrono::milliseconds timeout) {
+  int fds[2];
+  if (::pipe(fds) != 0) throw std::system_error(errno, std::generic_category(), "pipe");
+  ChildOutput output;
+  output.exit = fork_and_wait(
+      [&] {
+        ::dup2(fds[1], 2);
+        ::close(fds[0]);
+        ::close(fds[1]);
+        return body();
+      },
+      timeout);
+  ::close(fds[1]);
+  char buffer[4096];
+  for (ssize_t n; (n = ::read(fds[0], buffer, sizeof buffer)) > 0;)
+    output.err.append(buffer, static_cast<std::size_t>(n));
+  ::close(fds[0]);
+  return output;
 }
 
 ProgramOutput run_program(const std::string& path, const std::vector<std::string>& args,

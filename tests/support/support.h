@@ -24,6 +24,15 @@ struct ChildExit {
 // throws). The parent waits at most `timeout`, then SIGKILLs it and reports `timed_out`.
 ChildExit fork_and_wait(const std::function<int()>& body, std::chrono::milliseconds timeout = 20s);
 
+// As fork_and_wait, with the child's stderr going to a pipe: how it ended and what it wrote
+// there.
+struct ChildOutput {
+  ChildExit exit;
+  std::string err;
+};
+ChildOutput fork_capturing_stderr(const std::function<int()>& body,
+                                  std::chrono::milliseconds timeout = 20s);
+
 // A child started by fork_child, waited for by wait_child (with the same timeout rule).
 pid_t fork_child(const std::function<int()>& body);
 ChildExit wait_child(pid_t pid, std::chrono::milliseconds timeout = 20s);
