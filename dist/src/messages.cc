@@ -7,6 +7,7 @@
 
 namespace mproc::dist {
 
+using detail::put_sized;
 using detail::put_u32;
 using detail::put_u64;
 using detail::WireReader;
@@ -19,16 +20,18 @@ void expect_tag(WireReader& reader, char tag, const char* what) {
 
 }  // namespace
 
+// 'J', job, chunk, timeout, kill grace, and the task name's length.
+constexpr std::size_t kRunChunkHeaderSize = 1 + 8 + 4 + 8 + 8 + 4;
+
 std::string encode_run_chunk(const RunChunk& run) {
   std::string out;
-  out.reserve(33 + run.task.size() + run.message.size());
+  out.reserve(kRunChunkHeaderSize + run.task.size() + run.message.size());
   out += kRunChunk;
   put_u64(out, run.job);
   put_u32(out, run.chunk);
   put_u64(out, static_cast<std::uint64_t>(run.timeout ? run.timeout->count() : -1));
   put_u64(out, static_cast<std::uint64_t>(run.kill_grace.count()));
-  put_u32(out, static_cast<std::uint32_t>(run.task.size()));
-  out += run.task;
+  put_sized(out, run.task);
   out += run.message;
   return out;
 }
@@ -42,9 +45,10 @@ RunChunk decode_run_chunk(std::string_view bytes) {
   auto timeout = static_cast<std::int64_t>(reader.u64());
   if (timeout >= 0) run.timeout = std::chrono::nanoseconds(timeout);
   run.kill_grace = std::chrono::nanoseconds(static_cast<std::int64_t>(reader.u64()));
-  run.task = reader.bytes(reader.u32());
+  run.task = reader.sized();
   run.message = reader.remaining();
-  if (run.message.size() < 13) throw SerializationError("a run-chunk message without its chunk");
+  if (run.message.size() < detail::kChunkPrefixSize)
+    throw SerializationError("a run-chunk message without its chunk");
   return run;
 }
 
@@ -63,8 +67,7 @@ std::uint64_t decode_kill_job(std::string_view bytes) {
 std::string encode_hello(const Hello& hello) {
   std::string out(1, kHello);
   put_u32(out, hello.workers);
-  put_u32(out, static_cast<std::uint32_t>(hello.host.size()));
-  out += hello.host;
+  put_sized(out, hello.host);
   return out;
 }
 
@@ -73,7 +76,7 @@ Hello decode_hello(std::string_view bytes) {
   expect_tag(reader, kHello, "hello");
   Hello hello;
   hello.workers = reader.u32();
-  hello.host = std::string(reader.bytes(reader.u32()));
+  hello.host = std::string(reader.sized());
   return hello;
 }
 

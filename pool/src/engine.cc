@@ -366,7 +366,7 @@ void PoolEngine::collect() {
           reader.u32();
           reader.i32();
           reader.i32();
-          on_initializer_failed(message.substr(13));
+          on_initializer_failed(reader.remaining());
           break;
         }
         case kBouncedChunk:
@@ -716,7 +716,7 @@ void PoolEngine::time_out(const Expired& e) {
 
 void PoolEngine::on_bounced(std::string_view message) {
   std::string_view chunk_message = message.substr(1);
-  WireReader reader(chunk_message.substr(0, 13));
+  WireReader reader(chunk_message.substr(0, kChunkPrefixSize));
   reader.tag();
   std::uint64_t job = reader.u64();
   std::uint32_t chunk = reader.u32();

@@ -40,12 +40,17 @@ void put_u32(std::string& out, std::uint32_t v) {
   out.append(b, 4);
 }
 
+void put_sized(std::string& out, std::string_view bytes) {
+  put_u32(out, static_cast<std::uint32_t>(bytes.size()));
+  out += bytes;
+}
+
 ChunkHeader read_chunk_header(WireReader& reader) {
   ChunkHeader header;
   if (reader.tag() != kChunkMessage) throw SerializationError("not a pool task chunk");
   header.job = reader.u64();
   header.chunk = reader.u32();
-  header.name = reader.bytes(reader.u32());
+  header.name = reader.sized();
   header.count = reader.u32();
   return header;
 }
@@ -84,7 +89,7 @@ PackedChunk read_packed_chunk(WireReader& reader) {
   if (tag != kPackedChunk && tag != kNeedInline) throw SerializationError("not a pool batch chunk");
   chunk.job = reader.u64();
   chunk.chunk = reader.u32();
-  chunk.name = reader.bytes(reader.u32());
+  chunk.name = reader.sized();
   chunk.count = reader.u32();
   chunk.arg_size = reader.u32();
   char where = reader.tag();

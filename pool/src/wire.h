@@ -31,6 +31,8 @@ inline constexpr char kStopCollector = 'S';
 // message); and the pool waking its collector to watch timed tasks ('A').
 inline constexpr char kBouncedChunk = 'C';
 inline constexpr char kWakeCollector = 'A';
+// What every chunk message ('T', 'B') starts with: its tag, u64 job and u32 chunk.
+inline constexpr std::size_t kChunkPrefixSize = 1 + 8 + 4;
 
 // Reads fixed-size fields and sized strings off a message, throwing on a short one.
 class WireReader {
@@ -41,6 +43,8 @@ class WireReader {
   std::uint64_t u64();
   std::int32_t i32() { return static_cast<std::int32_t>(u32()); }
   std::string_view bytes(std::size_t size);
+  // A u32 length and that many bytes (put_sized's).
+  std::string_view sized() { return bytes(u32()); }
   [[nodiscard]] bool done() const noexcept { return bytes_.empty(); }
   // What is left to read, for a message that ends in another one (the reader does not move).
   [[nodiscard]] std::string_view remaining() const noexcept { return bytes_; }
@@ -50,6 +54,8 @@ class WireReader {
 };
 
 void put_u32(std::string& out, std::uint32_t v);
+// A u32 length, then `bytes`.
+void put_sized(std::string& out, std::string_view bytes);
 
 struct ChunkHeader {
   std::uint64_t job = 0;

@@ -119,7 +119,8 @@ bool run_packed_chunk(std::string_view message, std::string& results, LargeBytes
 // The fence pairs with the pool's: it either sees this worker busy with the chunk (the claim's
 // stores come before) or this worker sees its mark.
 bool cancelled_chunk(Doorbells& d, std::string_view message) noexcept {
-  if (message.size() < 13 || (message[0] != kChunkMessage && message[0] != kPackedChunk))
+  if (message.size() < kChunkPrefixSize ||
+      (message[0] != kChunkMessage && message[0] != kPackedChunk))
     return false;
   std::uint64_t job = 0;
   std::memcpy(&job, message.data() + 1, 8);
@@ -278,8 +279,8 @@ void PoolEngine::worker_main(std::uint32_t slot_index) {
     // rather than left at the head of the queue to trip every worker in turn.
     std::uint64_t job = 0;
     std::uint32_t chunk = 0;
-    if (item.size() >= 13) {
-      WireReader reader(item.substr(0, 13));
+    if (item.size() >= kChunkPrefixSize) {
+      WireReader reader(item.substr(0, kChunkPrefixSize));
       reader.tag();
       job = reader.u64();
       chunk = reader.u32();
