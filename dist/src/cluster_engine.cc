@@ -1,11 +1,10 @@
 #include "cluster_engine.h"
 
-#include <signal.h>
-
 #include <string>
 
 #include "mproc/errors.h"
 
+#include "engine_errors.h"
 #include "os_error.h"
 
 namespace mproc::dist {
@@ -29,11 +28,7 @@ void ClusterEngine::check_running() const {
 
 std::uint64_t ClusterEngine::open(std::shared_ptr<detail::Job> job,
                                   const detail::JobLimits* limits) {
-  if (limits) {
-    if (limits->timeout && limits->timeout->count() <= 0)
-      throw ValueError("a task timeout must be positive");
-    if (limits->kill_grace.count() < 0) throw ValueError("kill_grace must not be negative");
-  }
+  if (limits) detail::check_limits(*limits);
   detail::Job& opened = *job;
   std::uint64_t id = 0;
   {
@@ -76,10 +71,7 @@ void ClusterEngine::terminate() {
     if (state_ == State::kTerminate || joined_) return;
     state_ = State::kTerminate;
   }
-  hub_.drop_owner(
-      owner_,
-      std::make_exception_ptr(ProcessError("the pool was terminated before this task finished")),
-      nullptr);
+  hub_.drop_owner(owner_, detail::terminated_error(), nullptr);
 }
 
 void ClusterEngine::join() {
@@ -102,13 +94,8 @@ void ClusterEngine::terminate_workers(int signal) {
     if (state_ == State::kTerminate || joined_) return;
     state_ = State::kTerminate;
   }
-  const std::string how = signal == SIGKILL ? "kill_workers" : "terminate_workers";
-  hub_.drop_owner(
-      owner_,
-      std::make_exception_ptr(ProcessError("the pool's workers were forcefully shut down (" + how +
-                                           ") while this task ran")),
-      std::make_exception_ptr(CancelledError("the pool's workers were forcefully shut down (" +
-                                             how + ") before this task started")));
+  const detail::ForcedShutdownErrors errors = detail::forced_shutdown_errors(signal);
+  hub_.drop_owner(owner_, errors.running, errors.not_started);
 }
 
 }  // namespace mproc::dist

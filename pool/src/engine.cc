@@ -17,6 +17,7 @@
 #include "mproc/pool.h"
 
 #include "child_start.h"
+#include "engine_errors.h"
 #include "futex.h"
 #include "os_error.h"
 #include "resource_tracker.h"
@@ -219,9 +220,7 @@ std::uint64_t PoolEngine::open_job(std::shared_ptr<Job> job) {
 }
 
 std::uint64_t PoolEngine::open_job(std::shared_ptr<Job> job, const JobLimits& limits) {
-  if (limits.timeout && limits.timeout->count() <= 0)
-    throw ValueError("a task timeout must be positive");
-  if (limits.kill_grace.count() < 0) throw ValueError("kill_grace must not be negative");
+  check_limits(limits);
   std::uint64_t id = 0;
   {
     std::scoped_lock lock(mutex_);
@@ -546,8 +545,7 @@ void PoolEngine::terminate() {
     state_ = State::kTerminate;
   }
   send_to_zygote('K', 0);
-  fail_everything(
-      std::make_exception_ptr(ProcessError("the pool was terminated before this task finished")));
+  fail_everything(terminated_error());
 }
 
 void PoolEngine::join() {
@@ -572,8 +570,7 @@ void PoolEngine::join() {
   zygote_commands_.reset();
   wait_for_zygote();
   // Results that came in after terminate() have nobody to go to; pending ones have failed.
-  fail_everything(
-      std::make_exception_ptr(ProcessError("the pool was terminated before this task finished")));
+  fail_everything(terminated_error());
 }
 
 std::vector<pid_t> PoolEngine::worker_pids() const {
@@ -819,16 +816,10 @@ void PoolEngine::terminate_workers(int signal) {
       ::kill(pid, signal);
     }
   }
-  const char* how = signal == SIGKILL ? "kill_workers" : "terminate_workers";
-  auto cancelled = std::make_exception_ptr(
-      CancelledError(std::string("the pool's workers were forcefully shut down (") + how +
-                     ") before this task started"));
-  auto stopped = std::make_exception_ptr(
-      ProcessError(std::string("the pool's workers were forcefully shut down (") + how +
-                   ") while this task ran"));
+  const ForcedShutdownErrors errors = forced_shutdown_errors(signal);
   for (Failed& f : failed) {
     if (f.cancelled) f.job->mark_cancelled();
-    f.job->fail(f.chunk, f.cancelled ? cancelled : stopped);
+    f.job->fail(f.chunk, f.cancelled ? errors.not_started : errors.running);
   }
   changed_.notify_all();
 }
