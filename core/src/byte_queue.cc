@@ -25,8 +25,8 @@
 
 #include "futex.h"
 #include "os_error.h"
+#include "pid_mutex.h"
 #include "resource_tracker.h"
-#include "robust_mutex.h"
 
 namespace mproc::detail {
 namespace {
@@ -53,55 +53,70 @@ constexpr std::uint64_t kChunkSize = std::uint64_t{1} << 20;
 //    there, so the order stays FIFO; gets drain the ring first.
 //
 // The committed state. It changes only under the mutex, and only by writing the spare copy and
-// then flipping `Header::current` (one store): a process killed at any point leaves either the
+// then moving `Header::current` on (one store): a process killed at any point leaves either the
 // old state or the new one, never a mix, so the next locker (kOwnerDied) has nothing to repair.
 // Bytes are always copied before the commit that makes them part of the queue (put) or after
 // nothing was committed yet (get).
-struct State {
+//
+// Kept as two parts in shared memory, so that a put or get of the ring (the fast path) writes
+// one cache line of state and the mutex's line, nothing else: with a producer and a consumer on
+// two cores, every line both write crosses between them on every item.
+struct RingState {         // what every put and get changes
   std::uint64_t head = 0;  // ring byte positions, only ever growing (masked into the ring)
   std::uint64_t tail = 0;
   std::uint64_t ring_items = 0;
+  std::uint64_t unfinished = 0;  // puts minus task_done()s (JoinableQueue)
+};
+struct OverflowState {           // changes only while items go out of line
   std::uint64_t chunk_head = 0;  // overflow chunks [chunk_head, chunk_next) exist
   std::uint64_t chunk_next = 0;
   std::uint64_t chunk_read = 0;  // read offset in chunk_head
   std::uint64_t chunk_used = 0;  // bytes written in the last chunk (chunk_next - 1)
   std::uint64_t chunk_items = 0;
-  std::uint64_t unfinished = 0;  // puts minus task_done()s (JoinableQueue)
+  bool operator==(const OverflowState&) const = default;
+};
+static_assert(sizeof(RingState) == 32);
 
+struct State : RingState, OverflowState {
   [[nodiscard]] std::uint64_t items() const noexcept { return ring_items + chunk_items; }
   [[nodiscard]] bool overflowing() const noexcept { return chunk_next != chunk_head; }
 };
 
-// A futex word that moves on (by 2) whenever the condition its sleepers wait for may have
-// changed; bumped under the mutex, and only while `waiters` says someone is in wait_for_change
-// (so a put or get that nobody waits for writes no shared word but the state). Its low bit says
-// "someone sleeps on this value": a sleeper sets it before sleeping, a bump clears it, and only a
-// bump that cleared it makes the wake-up call. So a producer putting many items while its consumer
-// is still waking up makes one system call, not one per item, and none at all while the consumer
-// keeps up. Every sleeper on the old value is woken (the ones that find nothing sleep again,
-// setting the bit again): a sleeper killed in its sleep, or killed after its wake-up, can never
+// A futex word for sleepers waiting for some kind of change (an item, room, all tasks done). A
+// waiter about to sleep registers under the mutex (`registered`), and the next commit that its
+// kind of waiter may wait for moves the word on by 2 (once: every sleeper registered before it
+// slept on the old value). Its low bit says "someone sleeps on this value": a sleeper sets it
+// before sleeping, a bump clears it, and only a bump that cleared it makes the wake-up call.
+// Waiters spin on `Header::current` before they register, never on this word, so a consumer that
+// keeps up costs its producer no write here. Every sleeper on the old value is woken (the ones
+// that find nothing sleep again): a sleeper killed in its sleep, or after its wake-up, can never
 // leave another sleeper stranded.
 struct alignas(64) Waitable {
   FutexWord seq{0};
-  // Processes between their check and their re-check in wait_for_change; changed under the
-  // mutex only. One killed while waiting leaves it too high, which only costs the bumps.
-  std::atomic<std::uint32_t> waiters{0};
+  // Whether a waiter registered since the last bump; changed under the mutex only.
+  std::atomic<std::uint32_t> registered{0};
 };
 
 struct Header {
   Header(std::uint64_t capacity_, std::uint64_t maxsize_)
       : capacity(capacity_), maxsize(maxsize_) {}
 
-  std::atomic<std::uint64_t> magic{0};
-  const std::uint64_t capacity;
-  const std::uint64_t maxsize;
-  RobustMutex mutex;
-  std::atomic<std::uint32_t> current{0};
-  std::atomic<std::uint32_t> shut_down{0};
+  // Each written part on a cache line of its own. Above all `current`, which waiters spin on:
+  // next to the mutex or the state, every read of a spinning consumer would take that line away
+  // from the producer in the middle of its put.
+  alignas(64) PidMutex mutex;
+  // Commits so far; its low bit picks the live copy of the state.
+  alignas(64) std::atomic<std::uint32_t> current{0};
+  alignas(64) RingState ring[2];
+  alignas(64) OverflowState overflow[2];
+  // Read by every operation, written once.
+  alignas(64) std::atomic<std::uint32_t> shut_down{0};
   // Set before the first item goes out of line (a parcel, or an overflow chunk made from one):
   // until then the creator's last handle has no such segment to look for in /dev/shm.
   std::atomic<std::uint32_t> spilled{0};
-  State states[2];
+  std::atomic<std::uint64_t> magic{0};
+  const std::uint64_t capacity;
+  const std::uint64_t maxsize;
   Waitable items;  // an item arrived, or shutdown
   Waitable space;  // an item left, or shutdown
   Waitable done;   // unfinished reached zero, or shutdown
@@ -164,12 +179,22 @@ class Locked {
     header_.mutex.unlock();
   }
   [[nodiscard]] State state() const noexcept {
-    return header_.states[header_.current.load(std::memory_order_relaxed)];
+    const std::uint32_t live = header_.current.load(std::memory_order_relaxed) & 1u;
+    State s;
+    static_cast<RingState&>(s) = header_.ring[live];
+    static_cast<OverflowState&>(s) = header_.overflow[live];
+    return s;
   }
+  // Makes `next` the state; waiters spinning on `current` see it move on.
   void commit(const State& next) noexcept {
-    std::uint32_t spare = 1 - header_.current.load(std::memory_order_relaxed);
-    header_.states[spare] = next;
-    header_.current.store(spare, std::memory_order_release);
+    const std::uint32_t now = header_.current.load(std::memory_order_relaxed);
+    const std::uint32_t spare = (now + 1) & 1u;
+    header_.ring[spare] = next;
+    // The spare overflow copy usually holds the same already (it changes rarely): reading it
+    // leaves its cache line shared, where writing it would move the line to this core.
+    if (!(header_.overflow[spare] == static_cast<const OverflowState&>(next)))
+      header_.overflow[spare] = next;
+    header_.current.store(now + 1, std::memory_order_release);
   }
 
  private:
@@ -177,10 +202,11 @@ class Locked {
   bool held_ = false;
 };
 
-// Called under the lock when something the sleepers of `w` wait for happened. Returns whether
+// Called under the lock after a commit that the sleepers of `w` may wait for. Returns whether
 // anyone sleeps on it: then the caller calls wake() once it has unlocked.
-[[nodiscard]] bool bump(Waitable& w) noexcept {
-  if (w.waiters.load(std::memory_order_relaxed) == 0) return false;
+[[nodiscard]] bool take_sleepers(Waitable& w) noexcept {
+  if (w.registered.load(std::memory_order_relaxed) == 0) return false;
+  w.registered.store(0, std::memory_order_relaxed);
   std::uint32_t old = w.seq.load(std::memory_order_relaxed);
   while (!w.seq.compare_exchange_weak(old, (old & ~1u) + 2, std::memory_order_seq_cst)) {
   }
@@ -195,37 +221,39 @@ void wake(Waitable& w) noexcept { futex_wake(w.seq, INT_MAX); }
 // spins lowered the queue_64B_msgs row on a loaded 2-core machine).
 constexpr int kWaitSpins = 200;
 
-// Releases the lock, waits until `w` moves on from its value now (spinning before sleeping) or
-// the deadline passes, and takes the lock again. Callers re-check their condition.
+// Releases the lock, waits until a commit happens after the one seen now (spinning on
+// `current`, then sleeping on `w`) or the deadline passes, and takes the lock again. Callers
+// re-check their condition.
 //
-// `batch`: while spinning, wait for that many bumps rather than one (still returning after the
-// spin if there was at least one). A producer blocked on a full queue uses it: taking each slot
-// as soon as it frees makes producer and consumer fight for the lock on every item, while
+// `batch`: while spinning, wait for that many commits rather than one (still returning after
+// the spin if there was at least one). A producer blocked on a full queue uses it: taking each
+// slot as soon as it frees makes producer and consumer fight for the lock on every item, while
 // letting the consumer free a few first has each side run alone for a while.
-void wait_for_change(Locked& lock, Waitable& w, const Deadline& deadline, std::uint32_t batch = 1) {
-  const std::uint32_t seen = w.seq.load(std::memory_order_relaxed) & ~1u;
-  w.waiters.store(w.waiters.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+void wait_for_change(Locked& lock, Header& h, Waitable& w, const Deadline& deadline,
+                     std::uint32_t batch = 1) {
+  const std::uint32_t seen_commit = h.current.load(std::memory_order_relaxed);
+  auto commits = [&] { return h.current.load(std::memory_order_acquire) - seen_commit; };
   lock.unlock();
-  auto relock = [&] {
-    lock.lock();
-    const std::uint32_t n = w.waiters.load(std::memory_order_relaxed);
-    if (n != 0) w.waiters.store(n - 1, std::memory_order_relaxed);
-  };
-  auto moves = [&] { return ((w.seq.load(std::memory_order_acquire) & ~1u) - seen) / 2; };
-  if (!spin_until([&] { return moves() >= batch; }, kWaitSpins) && moves() == 0) {
-    std::uint32_t expected = seen;
-    // Set the bit (or find it set by another sleeper); fails only if the value moved on.
-    if (w.seq.compare_exchange_strong(expected, seen | 1u, std::memory_order_seq_cst) ||
-        expected == (seen | 1u)) {
-      try {
-        (void)futex_wait(w.seq, seen | 1u, deadline);
-      } catch (...) {
-        relock();
-        throw;
-      }
+  const bool moved = spin_until([&] { return commits() >= batch; }, kWaitSpins) || commits() != 0;
+  lock.lock();
+  // Only a waiter about to sleep registers, under the lock and only if nothing was committed
+  // since its caller's check: a spinner writes no shared word at all.
+  if (moved || commits() != 0) return;
+  const std::uint32_t seen = w.seq.load(std::memory_order_relaxed) & ~1u;
+  w.registered.store(1, std::memory_order_relaxed);
+  lock.unlock();
+  std::uint32_t expected = seen;
+  // Set the bit (or find it set by another sleeper); fails only if the value moved on.
+  if (w.seq.compare_exchange_strong(expected, seen | 1u, std::memory_order_seq_cst) ||
+      expected == (seen | 1u)) {
+    try {
+      (void)futex_wait(w.seq, seen | 1u, deadline);
+    } catch (...) {
+      lock.lock();
+      throw;
     }
   }
-  relock();
+  lock.lock();
 }
 
 // A segment written by this process outside the lock, holding one record at offset 0 (and room
@@ -309,7 +337,7 @@ struct ByteQueue::Impl {
     for (const auto& name : names) discard_handoff(name);
   }
 
-  [[nodiscard]] std::uint64_t capacity() const noexcept { return header->capacity; }
+  [[nodiscard]] std::uint64_t capacity() const noexcept { return mask + 1; }
 
   void ring_write(std::uint64_t pos, const void* src, std::size_t n) noexcept {
     if (n == 0) return;
@@ -453,7 +481,7 @@ void ByteQueue::put(std::string_view head, std::string_view body, const Deadline
     State s = lock.state();
     if (h.maxsize != 0 && s.items() >= h.maxsize) {
       if (deadline.expired()) throw Full();
-      wait_for_change(lock, h.space, deadline, full_batch);
+      wait_for_change(lock, h, h.space, deadline, full_batch);
       continue;
     }
     const std::uint64_t free = q.capacity() - (s.tail - s.head);
@@ -508,7 +536,7 @@ void ByteQueue::put(std::string_view head, std::string_view body, const Deadline
     } else if (wait_for_ring(s)) {
       // A large item while a consumer drains the ring: a get usually makes room sooner than a
       // segment of its own could be made (and the consumer then reads it from warm pages).
-      wait_for_change(lock, h.space, *ring_wait);
+      wait_for_change(lock, h, h.space, *ring_wait);
       continue;
     } else {
       // Write the item into a segment of its own, outside the lock, then try again. Sized for a
@@ -522,7 +550,7 @@ void ByteQueue::put(std::string_view head, std::string_view body, const Deadline
     }
     ++s.unfinished;
     lock.commit(s);
-    const bool sleepers = bump(h.items);
+    const bool sleepers = take_sleepers(h.items);
     lock.unlock();
     if (sleepers) wake(h.items);
     return;
@@ -618,7 +646,7 @@ void ByteQueue::get_view(const Deadline& deadline, ItemSink sink,
       }
       if (from_chunks) q.trim_chunks(s);
       lock.commit(s);
-      const bool sleepers = bump(h.space);
+      const bool sleepers = take_sleepers(h.space);
       lock.unlock();
       if (sleepers) wake(h.space);
       if (parcel) parcel->unlink();
@@ -629,7 +657,7 @@ void ByteQueue::get_view(const Deadline& deadline, ItemSink sink,
     }
     if (h.shut_down.load(std::memory_order_relaxed)) throw ShutDown();
     if (deadline.expired()) throw Empty();
-    wait_for_change(lock, h.items, deadline);
+    wait_for_change(lock, h, h.items, deadline);
   }
 }
 
@@ -657,7 +685,7 @@ void ByteQueue::task_done() {
   --s.unfinished;
   lock.commit(s);
   if (s.unfinished != 0) return;
-  const bool sleepers = bump(h.done);
+  const bool sleepers = take_sleepers(h.done);
   lock.unlock();
   if (sleepers) wake(h.done);
 }
@@ -668,7 +696,7 @@ bool ByteQueue::join(const Deadline& deadline) {
   for (;;) {
     if (lock.state().unfinished == 0) return true;
     if (deadline.expired()) return false;
-    wait_for_change(lock, h.done, deadline);
+    wait_for_change(lock, h, h.done, deadline);
   }
 }
 
@@ -687,10 +715,11 @@ void ByteQueue::shutdown(bool immediate) {
     s.ring_items = 0;
     s.chunk_head = s.chunk_next;
     s.chunk_read = s.chunk_used = s.chunk_items = 0;
-    lock.commit(s);
     q.trim_chunks(s);
   }
-  const bool getters = bump(h.items), putters = bump(h.space), joiners = bump(h.done);
+  lock.commit(s);  // even when nothing changed: waiters spinning on `current` see the shutdown
+  const bool getters = take_sleepers(h.items), putters = take_sleepers(h.space),
+             joiners = take_sleepers(h.done);
   lock.unlock();
   if (getters) wake(h.items);
   if (putters) wake(h.space);

@@ -9,9 +9,10 @@
 // "out of line", into a segment of its own that a ring record names; when the ring has no room
 // even for that, items go to a FIFO of overflow segments (1 MiB chunks of records), and later
 // items follow them there until they drain, so the order stays FIFO. Every structure change
-// happens under one robust process-shared mutex and is committed by a single store after the
-// bytes are copied, so a process SIGKILLed in the middle of a put or a get leaves no half-written
-// item and loses none. Sleepers wait on futex words; a put or get makes no system call while
+// happens under one process-shared mutex whose waiters take it over from a holder that died
+// (PidMutex) and is committed by a single store after the bytes are copied, so a process
+// SIGKILLed in the middle of a put or a get leaves no half-written item and loses none. Waiters
+// spin on the commit count, then sleep on futex words; a put or get makes no system call while
 // nobody sleeps.
 //
 // Thread safety: every member function may be called from several threads and processes.

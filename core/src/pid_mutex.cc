@@ -1,0 +1,157 @@
+#include "pid_mutex.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <charconv>
+#include <climits>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "mproc/errors.h"
+
+#include "futex.h"
+
+namespace mproc::detail {
+namespace {
+
+static_assert(std::endian::native == std::endian::little,
+              "the futex is the low half of the lock word");
+
+constexpr std::uint64_t kWaiters = std::uint64_t{1} << 31;
+constexpr std::uint64_t kPidMask = kWaiters - 1;
+
+// What /proc/<pid>/stat says of a process.
+struct ProcessFacts {
+  bool running = false;  // exists and is not a zombie
+  std::uint32_t tag = 0;
+};
+
+// Fields after the command name (which may hold spaces and parentheses, hence the last ')'):
+// state is the 3rd field of the line, starttime the 22nd.
+ProcessFacts read_stat(pid_t pid) {
+  char path[32];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    // No such process, or no /proc to ask: then the pid is all there is to check (and a zombie
+    // counts as running until reaped).
+    return {.running = ::kill(pid, 0) == 0 || errno == EPERM, .tag = 0};
+  }
+  char buffer[1024];
+  ssize_t n;
+  do {
+    n = ::read(fd, buffer, sizeof buffer - 1);
+  } while (n < 0 && errno == EINTR);
+  ::close(fd);
+  if (n <= 0) return {};
+  const std::string_view line(buffer, static_cast<std::size_t>(n));
+  const auto close_paren = line.rfind(')');
+  if (close_paren == std::string_view::npos || close_paren + 2 >= line.size()) return {};
+  std::string_view rest = line.substr(close_paren + 2);  // "<state> <ppid> ..."
+  const char state = rest[0];
+  if (state == 'Z' || state == 'X') return {};
+  std::uint64_t starttime = 0;
+  for (int field = 3; field < 22; ++field) {
+    const auto space = rest.find(' ');
+    if (space == std::string_view::npos) return {.running = true, .tag = 0};
+    rest.remove_prefix(space + 1);
+  }
+  std::from_chars(rest.data(), rest.data() + rest.size(), starttime);
+  // 0 means "unknown" to the check below: a start time that hashes to it becomes 1.
+  const auto tag = static_cast<std::uint32_t>(starttime ^ (starttime >> 32));
+  return {.running = true, .tag = tag == 0 ? 1 : tag};
+}
+
+// This process's lock word (tag and pid), computed once per process: a fork's child computes
+// its own at its first lock.
+std::atomic<std::uint64_t> self_word{0};
+
+void forget_self_in_child() { self_word.store(0, std::memory_order_relaxed); }
+
+std::uint64_t self() noexcept {
+  std::uint64_t word = self_word.load(std::memory_order_relaxed);
+  if (word != 0) [[likely]]
+    return word;
+  static const int registered = ::pthread_atfork(nullptr, nullptr, &forget_self_in_child);
+  (void)registered;
+  const pid_t pid = ::getpid();
+  word = (std::uint64_t{read_stat(pid).tag} << 32) | static_cast<std::uint32_t>(pid);
+  self_word.store(word, std::memory_order_relaxed);
+  return word;
+}
+
+// Whether the holder named by `word` is gone: it no longer runs, or its pid now belongs to a
+// process started at another time.
+bool holder_is_dead(std::uint64_t word) {
+  const auto pid = static_cast<pid_t>(word & kPidMask);
+  const auto tag = static_cast<std::uint32_t>(word >> 32);
+  const ProcessFacts facts = read_stat(pid);
+  return !facts.running || (tag != 0 && facts.tag != 0 && facts.tag != tag);
+}
+
+FutexWord& futex_of(std::atomic<std::uint64_t>& word) noexcept {
+  return *reinterpret_cast<FutexWord*>(&word);
+}
+
+}  // namespace
+
+LockResult PidMutex::try_lock() noexcept {
+  std::uint64_t expected = 0;
+  return word_.compare_exchange_strong(expected, self(), std::memory_order_acquire,
+                                       std::memory_order_relaxed)
+             ? LockResult::kAcquired
+             : LockResult::kTimedOut;
+}
+
+LockResult PidMutex::lock(const Deadline& deadline) {
+  const std::uint64_t me = self();
+  std::uint64_t seen = 0;
+  if (word_.compare_exchange_strong(seen, me, std::memory_order_acquire, std::memory_order_relaxed))
+    return LockResult::kAcquired;
+  // Drepper's three-state mutex ("Futexes Are Tricky"): once a waiter may sleep, the word
+  // carries kWaiters, and a waiter that gets the mutex after sleeping takes it with the bit set,
+  // since others may still sleep; the unlock that finds the bit wakes one.
+  for (;;) {
+    if (seen == 0) {
+      if (word_.compare_exchange_strong(seen, me | kWaiters, std::memory_order_acquire,
+                                        std::memory_order_relaxed))
+        return LockResult::kAcquired;
+      continue;
+    }
+    if ((seen & kWaiters) == 0) {
+      if (!word_.compare_exchange_strong(seen, seen | kWaiters, std::memory_order_relaxed))
+        continue;
+      seen |= kWaiters;
+    }
+    // A holder that dies is noticed only here, after a sleep that timed out; and a waiter woken
+    // by an unlock but killed before it took the mutex leaves the others asleep until theirs.
+    const auto check_at = Clock::now() + kOwnerCheckInterval;
+    const bool woken = futex_wait(futex_of(word_), static_cast<std::uint32_t>(seen),
+                                  Deadline::at(std::min(deadline.when(), check_at)));
+    if (!woken) {
+      if (deadline.expired()) return LockResult::kTimedOut;
+      std::uint64_t now = word_.load(std::memory_order_relaxed);
+      if (now != 0 && (now & ~kWaiters) == (seen & ~kWaiters) && holder_is_dead(now) &&
+          word_.compare_exchange_strong(now, me | kWaiters, std::memory_order_acquire,
+                                        std::memory_order_relaxed))
+        return LockResult::kOwnerDied;
+    }
+    seen = word_.load(std::memory_order_relaxed);
+  }
+}
+
+void PidMutex::unlock() {
+  const std::uint64_t held = word_.load(std::memory_order_relaxed);
+  if (held == 0 || (held & ~kWaiters) != self())
+    throw ValueError("cannot release a lock held by another process");
+  if (word_.exchange(0, std::memory_order_release) & kWaiters) futex_wake(futex_of(word_), 1);
+}
+
+}  // namespace mproc::detail
