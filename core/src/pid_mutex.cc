@@ -12,6 +12,7 @@
 #include <climits>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <string>
 
 #include "mproc/errors.h"
@@ -27,10 +28,18 @@ static_assert(std::endian::native == std::endian::little,
 constexpr std::uint64_t kWaiters = std::uint64_t{1} << 31;
 constexpr std::uint64_t kPidMask = kWaiters - 1;
 
+// Clock ticks since boot (the unit of /proc's start times), truncated to 32 bits (they wrap
+// after 497 days at 100 Hz: compared by their difference).
+std::uint32_t ticks_since_boot(std::uint64_t seconds, std::uint64_t nanoseconds) noexcept {
+  static const auto hz = static_cast<std::uint64_t>(::sysconf(_SC_CLK_TCK));
+  return static_cast<std::uint32_t>(seconds * hz + nanoseconds * hz / 1'000'000'000);
+}
+
 // What /proc/<pid>/stat says of a process.
 struct ProcessFacts {
   bool running = false;  // exists and is not a zombie
-  std::uint32_t tag = 0;
+  bool start_known = false;
+  std::uint32_t started = 0;  // ticks_since_boot at its start (fork)
 };
 
 // Fields after the command name (which may hold spaces and parentheses, hence the last ')'):
@@ -42,7 +51,7 @@ ProcessFacts read_stat(pid_t pid) {
   if (fd < 0) {
     // No such process, or no /proc to ask: then the pid is all there is to check (and a zombie
     // counts as running until reaped).
-    return {.running = ::kill(pid, 0) == 0 || errno == EPERM, .tag = 0};
+    return {.running = ::kill(pid, 0) == 0 || errno == EPERM};
   }
   char buffer[1024];
   ssize_t n;
@@ -57,20 +66,21 @@ ProcessFacts read_stat(pid_t pid) {
   std::string_view rest = line.substr(close_paren + 2);  // "<state> <ppid> ..."
   const char state = rest[0];
   if (state == 'Z' || state == 'X') return {};
-  std::uint64_t starttime = 0;
   for (int field = 3; field < 22; ++field) {
     const auto space = rest.find(' ');
-    if (space == std::string_view::npos) return {.running = true, .tag = 0};
+    if (space == std::string_view::npos) return {.running = true};
     rest.remove_prefix(space + 1);
   }
-  std::from_chars(rest.data(), rest.data() + rest.size(), starttime);
-  // 0 means "unknown" to the check below: a start time that hashes to it becomes 1.
-  const auto tag = static_cast<std::uint32_t>(starttime ^ (starttime >> 32));
-  return {.running = true, .tag = tag == 0 ? 1 : tag};
+  std::uint64_t starttime = 0;
+  if (std::from_chars(rest.data(), rest.data() + rest.size(), starttime).ec != std::errc())
+    return {.running = true};
+  return {.running = true, .start_known = true, .started = static_cast<std::uint32_t>(starttime)};
 }
 
-// This process's lock word (tag and pid), computed once per process: a fork's child computes
-// its own at its first lock.
+// This process's lock word: its pid, and as the tag a moment when it certainly ran (now, in
+// ticks since boot). Computed once per process, from the vDSO's clock and no file (a fork's
+// child computes its own at its first lock): the pid's process at a later check is the same
+// one exactly if it started no later than that moment, since a pid names one process at a time.
 std::atomic<std::uint64_t> self_word{0};
 
 void forget_self_in_child() { self_word.store(0, std::memory_order_relaxed); }
@@ -81,19 +91,24 @@ std::uint64_t self() noexcept {
     return word;
   static const int registered = ::pthread_atfork(nullptr, nullptr, &forget_self_in_child);
   (void)registered;
-  const pid_t pid = ::getpid();
-  word = (std::uint64_t{read_stat(pid).tag} << 32) | static_cast<std::uint32_t>(pid);
+  timespec now{};
+  ::clock_gettime(CLOCK_BOOTTIME, &now);
+  std::uint32_t tag = ticks_since_boot(static_cast<std::uint64_t>(now.tv_sec),
+                                       static_cast<std::uint64_t>(now.tv_nsec));
+  if (tag == 0) tag = 1;  // 0: no tag
+  word = (std::uint64_t{tag} << 32) | static_cast<std::uint32_t>(::getpid());
   self_word.store(word, std::memory_order_relaxed);
   return word;
 }
 
 // Whether the holder named by `word` is gone: it no longer runs, or its pid now belongs to a
-// process started at another time.
+// process that started after the holder's tag.
 bool holder_is_dead(std::uint64_t word) {
   const auto pid = static_cast<pid_t>(word & kPidMask);
   const auto tag = static_cast<std::uint32_t>(word >> 32);
   const ProcessFacts facts = read_stat(pid);
-  return !facts.running || (tag != 0 && facts.tag != 0 && facts.tag != tag);
+  if (!facts.running) return true;
+  return tag != 0 && facts.start_known && static_cast<std::int32_t>(facts.started - tag) > 0;
 }
 
 FutexWord& futex_of(std::atomic<std::uint64_t>& word) noexcept {

@@ -1,8 +1,8 @@
 // A process-shared mutex for shared memory whose lock word names its holder: the holder's pid
-// and a tag of its start time, taken together by one compare-and-swap. A waiter that has slept
-// a few milliseconds checks whether that process still runs (/proc/<pid>/stat: gone, a zombie,
-// or a newer process under a reused pid all count as dead) and, if not, takes the mutex over
-// (kOwnerDied).
+// and a moment when it ran, taken together by one compare-and-swap. A waiter that has slept a
+// few milliseconds checks whether that process still runs (/proc/<pid>/stat: gone, a zombie, or
+// a process started after that moment under a reused pid all count as dead) and, if not, takes
+// the mutex over (kOwnerDied).
 //
 // Why not RobustMutex (glibc's PTHREAD_MUTEX_ROBUST): the kernel finds a dead holder at once
 // through each thread's robust list, but keeping that list costs glibc's robust path about 270
@@ -49,8 +49,8 @@ class PidMutex {
   void unlock();
 
  private:
-  // 0 when free; else the holder's tag (high half) and pid (low half, with kWaiters set once a
-  // waiter may sleep). The futex is the low half: the pid and the bit.
+  // 0 when free; else the holder's tag (high half: ticks since boot at a moment it ran) and pid
+  // (low half, with kWaiters set once a waiter may sleep). The futex is the low half.
   std::atomic<std::uint64_t> word_{0};
 };
 

@@ -110,12 +110,13 @@ TEST_F(PidMutexTest, AZombieHolderIsTakenOverByTheParentThatHasNotReapedIt) {
 }
 
 TEST_F(PidMutexTest, APidReusedByAnotherProcessDoesNotKeepTheMutexHeld) {
-  // The lock word as a holder with this process's pid but another start time would leave it:
-  // what a waiter finds when the holder died and its pid went to a newer process.
+  // The lock word as a holder with this process's pid would leave it had it run only long
+  // before this process started (tick 1 after boot): what a waiter finds when the holder died
+  // and its pid went to a newer process.
   ASSERT_EQ(shared.mutex.lock(), LockResult::kAcquired);
   std::uint64_t word = 0;
   std::memcpy(&word, &shared.mutex, sizeof word);
-  word ^= std::uint64_t{0x5a5a5a5a} << 32;
+  word = (word & 0xffffffffu) | (std::uint64_t{1} << 32);
   std::memcpy(static_cast<void*>(&shared.mutex), &word, sizeof word);
   auto child = test::fork_and_wait(
       [this] { return shared.mutex.lock(Deadline::after(10s)) == LockResult::kOwnerDied ? 0 : 1; });
