@@ -27,7 +27,10 @@
 //    queue nor hangs the others: an item is in the queue whole or not at all (a put is committed
 //    by one store after its bytes are copied, a get only after they are copied out), and the
 //    others go on with every item, exactly once. (An item whose get was committed went with the
-//    consumer that was killed after taking it, as in Python.)
+//    consumer that was killed after taking it, as in Python.) A process killed while holding the
+//    queue's lock delays the others by a few milliseconds: they find it dead by its pid, so
+//    processes sharing a queue must share a pid namespace (as processes that signal each other
+//    do).
 //
 // Memory ordering: everything a process wrote before a put returned is visible to the process
 // whose get returns that item.
