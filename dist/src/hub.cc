@@ -83,7 +83,7 @@ void Hub::submit(std::uint64_t job, std::uint32_t chunk, std::string_view messag
     auto it = jobs_.find(job);
     if (it == jobs_.end()) throw ValueError("Pool not running");
     JobEntry& entry = it->second;
-    if (entry.outstanding.insert(chunk).second) ++owner_chunks_[entry.owner];
+    if (entry.outstanding.insert(chunk)) ++owner_chunks_[entry.owner];
     ++entry.submitted;
     pending_.push_back(Pending{job, chunk,
                                encode_run_chunk(RunChunk{job, chunk, entry.timeout,

@@ -22,7 +22,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <set>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -33,6 +32,7 @@
 #include "mproc/async_result.h"
 #include "mproc/pool.h"
 
+#include "chunk_set.h"
 #include "link.h"
 
 namespace mproc::dist {
@@ -79,7 +79,7 @@ class Hub {
   struct JobEntry {
     std::shared_ptr<detail::Job> job;
     std::uint64_t owner = 0;
-    std::set<std::uint32_t> outstanding;   // submitted, not yet answered
+    detail::ChunkSet outstanding;          // submitted, not yet answered
     std::map<std::uint32_t, int> running;  // sent to an agent (chunk -> rank), not yet answered
     bool sealed = false;
     std::uint32_t submitted = 0;

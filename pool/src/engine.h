@@ -26,6 +26,7 @@
 #include "mproc/shm.h"
 #include "mproc/task.h"
 
+#include "chunk_set.h"
 #include "unique_fd.h"
 #include "wire.h"
 
@@ -147,7 +148,7 @@ class PoolEngine : public Engine, public std::enable_shared_from_this<PoolEngine
   enum class State { kRun, kClose, kTerminate };
   struct JobEntry {
     std::shared_ptr<Job> job;
-    std::set<std::uint32_t> outstanding;  // submitted chunks whose results are not in yet
+    ChunkSet outstanding;  // submitted chunks whose results are not in yet
     bool sealed = false;
     std::uint32_t submitted = 0;                      // chunks ever submitted
     std::optional<std::chrono::nanoseconds> timeout;  // per chunk, from when a worker takes it
