@@ -9,11 +9,9 @@
 #include <bit>
 #include <cerrno>
 #include <charconv>
-#include <climits>
 #include <cstdio>
-#include <cstring>
 #include <ctime>
-#include <string>
+#include <string_view>
 
 #include "mproc/errors.h"
 
