@@ -228,15 +228,6 @@ std::size_t read_upto(int fd, std::byte* dst, std::size_t n) {
   return got;
 }
 
-}  // namespace
-
-void Connection::recv_exact(void* dst, std::size_t n) {
-  if (read_upto(fd_, static_cast<std::byte*>(dst), n) != n)
-    detail::throw_errno(EPROTO, "receive a whole message: end of file during the message");
-}
-
-namespace {
-
 // How long a receive that finds nothing waits by polling before it blocks in read(). The peer of
 // a request usually answers within microseconds, while waking up a process blocked in read()
 // takes tens of microseconds on a virtual machine (measured here: a wake-up each way of a pipe
@@ -253,6 +244,11 @@ void await_readable_briefly(int fd) {
 }
 
 }  // namespace
+
+void Connection::recv_exact(void* dst, std::size_t n) {
+  if (read_upto(fd_, static_cast<std::byte*>(dst), n) != n)
+    detail::throw_errno(EPROTO, "receive a whole message: end of file during the message");
+}
 
 std::uint64_t Connection::recv_header() {
   std::array<std::byte, 8> buf;

@@ -130,10 +130,14 @@ LockResult PidMutex::lock(const Deadline& deadline) {
     return LockResult::kAcquired;
   // Drepper's three-state mutex ("Futexes Are Tricky"): once a waiter may sleep, the word
   // carries kWaiters, and a waiter that gets the mutex after sleeping takes it with the bit set,
-  // since others may still sleep; the unlock that finds the bit wakes one.
+  // since others may still sleep; the unlock that finds the bit wakes one. A waiter that never
+  // slept takes it without the bit: any sleeper set the bit itself, and the one an unlock woke
+  // sets it again if it finds the mutex taken, so the unlock that would wake nobody makes no
+  // system call.
+  std::uint64_t taken = me;
   for (;;) {
     if (seen == 0) {
-      if (word_.compare_exchange_strong(seen, me | kWaiters, std::memory_order_acquire,
+      if (word_.compare_exchange_strong(seen, taken, std::memory_order_acquire,
                                         std::memory_order_relaxed))
         return LockResult::kAcquired;
       continue;
@@ -148,6 +152,7 @@ LockResult PidMutex::lock(const Deadline& deadline) {
     const auto check_at = Clock::now() + kOwnerCheckInterval;
     const bool woken = futex_wait(futex_of(word_), static_cast<std::uint32_t>(seen),
                                   Deadline::at(std::min(deadline.when(), check_at)));
+    taken = me | kWaiters;
     if (!woken) {
       if (deadline.expired()) return LockResult::kTimedOut;
       std::uint64_t now = word_.load(std::memory_order_relaxed);

@@ -35,6 +35,15 @@ class PidMutexTest : public ::testing::Test {
  protected:
   SharedSegment segment = SharedSegment::create(sizeof(Shared));
   Shared& shared = *new (segment.data()) Shared;
+  pid_t holder_ = 0;
+
+  // A holder a failed assertion left running is killed and reaped here.
+  void TearDown() override {
+    if (holder_ > 0 && ::waitpid(holder_, nullptr, WNOHANG) == 0) {
+      ::kill(holder_, SIGKILL);
+      (void)test::wait_child(holder_);
+    }
+  }
 
   // A child that takes the mutex, says so, and then waits to be killed.
   pid_t start_holder() {
@@ -47,6 +56,7 @@ class PidMutexTest : public ::testing::Test {
     while (shared.holding.load() == 0 && std::chrono::steady_clock::now() < give_up)
       std::this_thread::sleep_for(1ms);
     EXPECT_EQ(shared.holding.load(), 1u) << "the holder never took the mutex";
+    holder_ = pid;
     return pid;
   }
 };
