@@ -152,9 +152,19 @@ void serve_one(Listener& listener, std::map<int, Child>& children, int parent_fd
     get_logger()->warn("fork server: a bad request: {}", e.what());
     return;
   }
+  // Opened before the fork: the requester may die, and be reaped, as soon as it has the child's
+  // pid, and its daemonic child must still end with it (a pid looked up later may be another's).
+  UniqueFd requester_pidfd;
+  if (start.identity.daemon) {
+    requester_pidfd.reset(pidfd_open(start.identity.parent_pid));
+    if (!requester_pidfd) return;  // the requester is gone already: its daemon would be an orphan
+  }
   std::fflush(nullptr);
   pid_t pid = ::fork();
-  if (pid == 0) fork_child(start, std::move(handles), listener, children, parent_fd);
+  if (pid == 0) {
+    requester_pidfd.reset();
+    fork_child(start, std::move(handles), listener, children, parent_fd);
+  }
   const std::int64_t reply = pid < 0 ? -errno : pid;
   handles.clear();
   try {
@@ -165,8 +175,7 @@ void serve_one(Listener& listener, std::map<int, Child>& children, int parent_fd
   Child child{.pid = pid,
               .pidfd = UniqueFd(pidfd_open(pid)),
               .requester = std::move(client),
-              .requester_pidfd = UniqueFd()};
-  if (start.identity.daemon) child.requester_pidfd.reset(pidfd_open(start.identity.parent_pid));
+              .requester_pidfd = std::move(requester_pidfd)};
   const int key = child.pidfd.get();
   children.emplace(key, std::move(child));
 }
