@@ -414,9 +414,14 @@ void PoolEngine::on_packed_results(WireReader& reader, LargeBytes& buffer) {
     const RemoteResults& where = packed.where;
     std::size_t bytes = std::size_t{packed.results.count} * packed.results.size;
     bool read = false;
+    char* into = nullptr;
     if (job) {
-      if (buffer.size() < bytes) buffer.resize(bytes);
-      read = read_remote(where.pid, where.address, buffer.data(), bytes);
+      into = job->packed_destination(packed.chunk, packed.results.count, packed.results.size);
+      if (into == nullptr) {
+        if (buffer.size() < bytes) buffer.resize(bytes);
+        into = buffer.data();
+      }
+      read = read_remote(where.pid, where.address, into, bytes);
     }
     // Only for the worker that sent it: a replacement in the same slot numbers its own arrays.
     if (where.slot < static_cast<std::uint32_t>(config_.processes)) {
@@ -431,7 +436,7 @@ void PoolEngine::on_packed_results(WireReader& reader, LargeBytes& buffer) {
                                                   " ended before its results were read")));
       return;
     }
-    packed.results.values = std::string_view(buffer.data(), bytes);
+    packed.results.values = std::string_view(into, bytes);
   }
   if (job) job->deliver_packed(packed.chunk, packed.results);
 }

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <deque>
@@ -24,35 +25,73 @@
 namespace mproc::detail {
 namespace {
 
-// A result array sent by reference, kept (and owned: unmapped when dropped) until the collector
-// has read it.
-class SentResults {
+// A result array sent by reference, owned (unmapped when dropped).
+class ResultArray {
  public:
-  SentResults(std::uint64_t seq, std::size_t bytes)
-      : seq_(seq), bytes_(bytes), data_(static_cast<char*>(allocate_large(bytes))) {}
-  SentResults(SentResults&& other) noexcept
-      : seq_(other.seq_), bytes_(other.bytes_), data_(std::exchange(other.data_, nullptr)) {}
-  SentResults& operator=(SentResults&&) = delete;
-  SentResults(const SentResults&) = delete;
-  SentResults& operator=(const SentResults&) = delete;
-  ~SentResults() { free_large(data_, bytes_); }
+  explicit ResultArray(std::size_t bytes)
+      : bytes_(bytes), data_(static_cast<char*>(allocate_large(bytes))) {}
+  ResultArray(ResultArray&& other) noexcept
+      : bytes_(other.bytes_), data_(std::exchange(other.data_, nullptr)) {}
+  ResultArray& operator=(ResultArray&& other) noexcept {
+    std::swap(bytes_, other.bytes_);
+    std::swap(data_, other.data_);
+    return *this;
+  }
+  ResultArray(const ResultArray&) = delete;
+  ResultArray& operator=(const ResultArray&) = delete;
+  ~ResultArray() { free_large(data_, bytes_); }
 
-  [[nodiscard]] std::uint64_t seq() const noexcept { return seq_; }
+  [[nodiscard]] std::size_t bytes() const noexcept { return bytes_; }
   [[nodiscard]] char* data() const noexcept { return data_; }
 
  private:
-  std::uint64_t seq_;
   std::size_t bytes_;
   char* data_;
+};
+
+// The arrays this worker sent by reference, each kept until the collector has read it, and then
+// kept for the next chunk: the kernel zero-fills every page of a fresh array on its first touch,
+// which was half of all samples of a map over a million items; a reused array costs nothing.
+// Spares are bounded, so a worker that once sent a huge array does not keep it.
+class ResultArrays {
+ public:
+  // An array of at least `bytes` for the results numbered `seq`.
+  char* take(std::uint64_t seq, std::size_t bytes) {
+    auto fits = std::find_if(spare_.begin(), spare_.end(),
+                             [&](const ResultArray& a) { return a.bytes() >= bytes; });
+    if (fits != spare_.end()) {
+      sent_.emplace_back(seq, std::move(*fits));
+      spare_.erase(fits);
+    } else {
+      sent_.emplace_back(seq, ResultArray(bytes));
+    }
+    return sent_.back().second.data();
+  }
+
+  // The collector has read every array up to `read`.
+  void release_read(std::uint64_t read) {
+    while (!sent_.empty() && sent_.front().first <= read) {
+      ResultArray array = std::move(sent_.front().second);
+      sent_.pop_front();
+      if (array.bytes() <= kMaxSpareBytes && spare_.size() < kMaxSpares)
+        spare_.push_back(std::move(array));
+    }
+  }
+
+ private:
+  static constexpr std::size_t kMaxSpares = 2;
+  static constexpr std::size_t kMaxSpareBytes = std::size_t{32} << 20;
+  std::deque<std::pair<std::uint64_t, ResultArray>> sent_;
+  std::vector<ResultArray> spare_;
 };
 
 // Runs a 'B' chunk into a 'Q' message: one lookup of the task, then its batch form over the whole
 // array, going on after each item that throws (its exception is captured, as run_call does).
 // Arguments read from the submitting process are answered in kind: the results stay in this
-// process, in a fresh array (`sent` keeps it until the collector has read it).
+// process, in an array of `sent` (kept until the collector has read it).
 // Returns false, with nothing run, when the arguments are in a process this one cannot read.
 bool run_packed_chunk(std::string_view message, std::string& results, LargeBytes& remote_args,
-                      RemoteResults& where, std::deque<SentResults>& sent) {
+                      RemoteResults& where, ResultArrays& sent) {
   WireReader reader(message);
   PackedChunk chunk = read_packed_chunk(reader);
   if (chunk.remote) {
@@ -90,9 +129,8 @@ bool run_packed_chunk(std::string_view message, std::string& results, LargeBytes
   char* out = nullptr;
   if (chunk.remote) {
     std::size_t bytes = std::size_t{chunk.count} * batch.result_size;
-    sent.emplace_back(++where.seq, bytes);
-    where.address = reinterpret_cast<std::uintptr_t>(sent.back().data());
-    out = sent.back().data();
+    out = sent.take(++where.seq, bytes);
+    where.address = reinterpret_cast<std::uintptr_t>(out);
     begin_packed_results(results, chunk.job, chunk.chunk, chunk.count, batch.result_size, &where);
   } else {
     // Two statements: begin_packed_results may move the buffer, so data() must be read after it.
@@ -265,7 +303,7 @@ void PoolEngine::worker_main(std::uint32_t slot_index) {
   std::string message;
   std::string results;
   LargeBytes remote_args;
-  std::deque<SentResults> sent;
+  ResultArrays sent;
   RemoteResults where{self, 0, slot_index, me.results_read.load(std::memory_order_acquire)};
   int done = 0;
   // Runs under the task queue's lock, before the item leaves the queue: if this process dies
@@ -322,9 +360,7 @@ void PoolEngine::worker_main(std::uint32_t slot_index) {
     }
     try {
       if (message[0] == kPackedChunk) {
-        // Free what the collector has read.
-        const std::uint64_t read = me.results_read.load(std::memory_order_acquire);
-        while (!sent.empty() && sent.front().seq() <= read) sent.pop_front();
+        sent.release_read(me.results_read.load(std::memory_order_acquire));
         if (!run_packed_chunk(message, results, remote_args, where, sent)) {
           message[0] = kNeedInline;  // back to the collector, which sends it inline
           post_result(message);

@@ -148,6 +148,9 @@ int unregistered_task(int x) { return x; }
 std::int64_t cube(std::int64_t x) { return x * x * x; }
 MPROC_TASK(pooltest::cube);
 
+std::int64_t negate(std::int64_t x) { return -x; }
+MPROC_TASK(pooltest::negate);
+
 std::int64_t fail_on_3_mod_7(std::int64_t x) {
   if (x % 7 == 3) throw std::invalid_argument("bad " + std::to_string(x));
   return -x;
@@ -692,6 +695,30 @@ TEST(Pool, MapOfATinyTaskOverManyItemsReturnsEveryResultInOrder) {
   ASSERT_EQ(cubes.size(), 200'000u);
   for (std::int64_t i = 0; i < 200'000; i += 997) EXPECT_EQ(cubes[i], i * i * i) << i;
   EXPECT_EQ(cubes.back(), std::int64_t{199'999} * 199'999 * 199'999);
+}
+
+TEST(Pool, LargeMapsOneAfterAnotherEachReturnTheirOwnResults) {
+  Pool pool(2);
+  // Workers reuse the arrays they sent results in once the collector has read them, and the
+  // collector reads straight into the list: every item of each map must be its own result, with
+  // no leftover of an earlier map (smaller chunks land in larger arrays), and a map with
+  // exceptions must not spoil the next one.
+  for (int round = 0; round < 6; ++round) {
+    const std::int64_t n = 240'000 - 30'000 * round;
+    const std::int64_t first = 10'000 * round;  // cubes stay within 64 bits
+    auto inputs = std::views::iota(first, first + n);
+    if (round == 3) {
+      EXPECT_THROW((void)pool.map(pooltest::fail_on_3_mod_7, inputs), std::invalid_argument);
+      continue;
+    }
+    std::vector<std::int64_t> out =
+        round % 2 == 0 ? pool.map(pooltest::cube, inputs) : pool.map(pooltest::negate, inputs);
+    ASSERT_EQ(out.size(), static_cast<std::size_t>(n)) << round;
+    for (std::int64_t i = 0; i < n; ++i) {
+      const std::int64_t x = first + i;
+      ASSERT_EQ(out[i], round % 2 == 0 ? x * x * x : -x) << "round " << round << ", item " << i;
+    }
+  }
 }
 
 // Makes process_vm_readv fail with EPERM in this process (as a stricter ptrace policy would),

@@ -166,6 +166,12 @@ class Job {
       items.at(index) = ItemResult{ResultStatus::kException, payload};
     deliver(chunk, items);
   }
+  // Where the collector may read a chunk of `count` raw results of `size` bytes straight into,
+  // before it calls deliver_packed with them there; nullptr for none (the default).
+  virtual char* packed_destination(std::uint32_t /*chunk*/, std::uint32_t /*count*/,
+                                   std::uint32_t /*size*/) {
+    return nullptr;
+  }
   virtual void fail(std::uint32_t chunk, std::exception_ptr error) = 0;
 };
 
@@ -473,7 +479,9 @@ class MapState : public Job {
       }
       std::size_t first = chunk_starts_.at(chunk);
       std::size_t count = std::min<std::size_t>(results.count, values_.size() - first);
-      if (count != 0) std::memcpy(values_.data() + first, results.values.data(), count * sizeof(R));
+      const void* in_place = values_.data() + first;
+      if (count != 0 && results.values.data() != in_place)
+        std::memcpy(values_.data() + first, results.values.data(), count * sizeof(R));
       for (const auto& [index, payload] : results.errors) {
         if (index >= count) continue;
         try {
@@ -484,6 +492,18 @@ class MapState : public Job {
       }
       if (progress_) progress_->advance(results.count);
       finish_chunk();
+    }
+  }
+
+  // The list itself: the results of a map over a million items are not copied twice.
+  char* packed_destination(std::uint32_t chunk, std::uint32_t count, std::uint32_t size) override {
+    if constexpr (kPlain) {
+      if (size != sizeof(R) || chunk >= chunk_starts_.size()) return nullptr;
+      std::size_t first = chunk_starts_[chunk];
+      if (first + count > values_.size()) return nullptr;
+      return reinterpret_cast<char*>(values_.data() + first);
+    } else {
+      return nullptr;
     }
   }
 
