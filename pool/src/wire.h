@@ -89,9 +89,10 @@ PackedChunk read_packed_chunk(WireReader& reader);
 //     where 0: { result }*count
 //     where 1: i32 pid  u64 address  u32 slot  u64 seq (in the worker's memory: the collector
 //              reads them, then stores seq in the slot's results_read, and only then may the
-//              worker free them)
+//              worker free or reuse them)
 //   then u32 errors  { u32 index  u64 size  captured exception }*errors
-// Each exception replaces the result at its index (ascending); those bytes are zero.
+// Each exception replaces the result at its index (ascending); those bytes are no result (zero
+// inline; by reference, whatever the worker's reused array held).
 // Inline results are written in place: begin_packed_results returns where the values start.
 struct RemoteResults {
   pid_t pid = 0;
