@@ -28,9 +28,16 @@ constexpr std::uint64_t kPidMask = kWaiters - 1;
 
 // Clock ticks since boot (the unit of /proc's start times), truncated to 32 bits (they wrap
 // after 497 days at 100 Hz: compared by their difference).
+// No function-local statics on the locking path: a thread that initialises one while another
+// thread forks leaves the child a guard marked "in progress" by a thread it does not have, and
+// the child's first lock then waits on it forever (seen: a pool forked while another pool's
+// collector took its first lock). What they held is set up when the library loads, while the
+// process has one thread.
+const std::uint64_t kTicksPerSecond = static_cast<std::uint64_t>(::sysconf(_SC_CLK_TCK));
+
 std::uint32_t ticks_since_boot(std::uint64_t seconds, std::uint64_t nanoseconds) noexcept {
-  static const auto hz = static_cast<std::uint64_t>(::sysconf(_SC_CLK_TCK));
-  return static_cast<std::uint32_t>(seconds * hz + nanoseconds * hz / 1'000'000'000);
+  return static_cast<std::uint32_t>(seconds * kTicksPerSecond +
+                                    nanoseconds * kTicksPerSecond / 1'000'000'000);
 }
 
 // What /proc/<pid>/stat says of a process.
@@ -82,13 +89,12 @@ ProcessFacts read_stat(pid_t pid) {
 std::atomic<std::uint64_t> self_word{0};
 
 void forget_self_in_child() { self_word.store(0, std::memory_order_relaxed); }
+const int forget_self_registered = ::pthread_atfork(nullptr, nullptr, &forget_self_in_child);
 
 std::uint64_t self() noexcept {
   std::uint64_t word = self_word.load(std::memory_order_relaxed);
   if (word != 0) [[likely]]
     return word;
-  static const int registered = ::pthread_atfork(nullptr, nullptr, &forget_self_in_child);
-  (void)registered;
   timespec now{};
   ::clock_gettime(CLOCK_BOOTTIME, &now);
   std::uint32_t tag = ticks_since_boot(static_cast<std::uint64_t>(now.tv_sec),

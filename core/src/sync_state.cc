@@ -16,27 +16,20 @@ void forget_ids_in_child() noexcept {
   cached_pid = 0;
 }
 
-void register_fork_handler() noexcept {
-  // The forking thread carries its cache into the child, where its ids are different.
-  static const int registered = ::pthread_atfork(nullptr, nullptr, &forget_ids_in_child);
-  (void)registered;
-}
+// The forking thread carries its cache into the child, where its ids are different. Registered
+// when the library loads, while the process has one thread, not by a function-local static: one
+// that a thread initialised while another forked would leave the child waiting on its guard.
+const int fork_handler_registered = ::pthread_atfork(nullptr, nullptr, &forget_ids_in_child);
 
 }  // namespace
 
 pid_t this_thread_id() noexcept {
-  if (cached_tid == 0) {
-    register_fork_handler();
-    cached_tid = ::gettid();
-  }
+  if (cached_tid == 0) cached_tid = ::gettid();
   return cached_tid;
 }
 
 pid_t this_process_id() noexcept {
-  if (cached_pid == 0) {
-    register_fork_handler();
-    cached_pid = ::getpid();
-  }
+  if (cached_pid == 0) cached_pid = ::getpid();
   return cached_pid;
 }
 
