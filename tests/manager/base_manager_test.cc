@@ -363,6 +363,19 @@ std::size_t thread_count() {
   return n;
 }
 
+// This process's thread count once it is `expected`, or after 10 s whatever it is then: a thread
+// whose work is done (a joined one, or std::async's once its future is ready) stays listed in
+// /proc/self/task for a moment while it exits.
+std::size_t thread_count_settled_at(std::size_t expected) {
+  const auto give_up = std::chrono::steady_clock::now() + 10s;
+  std::size_t n = thread_count();
+  while (n != expected && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(1ms);
+    n = thread_count();
+  }
+  return n;
+}
+
 // A Server of Counters serving from a thread of this process, and a client connected to it.
 // `threads_before`: this process's threads before the server's.
 struct ServingInThisProcess {
@@ -414,7 +427,8 @@ void expect_stop_disconnects_clients(std::optional<Address> address) {
   ASSERT_EQ(first.wait_for(10s), std::future_status::ready);
   EXPECT_EQ(first.get(), 5);
   ASSERT_TRUE(s.stop());
-  EXPECT_EQ(thread_count(), s.threads_before + 1);  // the caller's: no server thread is left
+  // The caller's: no server thread is left.
+  EXPECT_EQ(thread_count_settled_at(s.threads_before + 1), s.threads_before + 1);
   server_stopped.set_value();
   ASSERT_EQ(caller.wait_for(10s), std::future_status::ready);
   try {
@@ -456,10 +470,7 @@ TEST(BaseManager, StoppingServerDoesNotWaitForACallInProgress) {
   ASSERT_EQ(caller.wait_for(10s), std::future_status::ready);
   EXPECT_THROW(caller.get(), EOFError);
   // The server's thread for that call leaves once sleep_ms has returned.
-  const auto give_up = std::chrono::steady_clock::now() + 10s;
-  while (thread_count() != s.threads_before && std::chrono::steady_clock::now() < give_up)
-    std::this_thread::sleep_for(10ms);
-  EXPECT_EQ(thread_count(), s.threads_before);
+  EXPECT_EQ(thread_count_settled_at(s.threads_before), s.threads_before);
 }
 
 TEST(BaseManager, RestartOnTheSameAddressRightAway) {  // parity 7.3 test_rapid_restart
