@@ -26,8 +26,6 @@ static_assert(std::endian::native == std::endian::little,
 constexpr std::uint64_t kWaiters = std::uint64_t{1} << 31;
 constexpr std::uint64_t kPidMask = kWaiters - 1;
 
-// Clock ticks since boot (the unit of /proc's start times), truncated to 32 bits (they wrap
-// after 497 days at 100 Hz: compared by their difference).
 // No function-local statics on the locking path: a thread that initialises one while another
 // thread forks leaves the child a guard marked "in progress" by a thread it does not have, and
 // the child's first lock then waits on it forever (seen: a pool forked while another pool's
@@ -35,6 +33,8 @@ constexpr std::uint64_t kPidMask = kWaiters - 1;
 // process has one thread.
 const std::uint64_t kTicksPerSecond = static_cast<std::uint64_t>(::sysconf(_SC_CLK_TCK));
 
+// Clock ticks since boot (the unit of /proc's start times), truncated to 32 bits (they wrap
+// after 497 days at 100 Hz: compared by their difference).
 std::uint32_t ticks_since_boot(std::uint64_t seconds, std::uint64_t nanoseconds) noexcept {
   return static_cast<std::uint32_t>(seconds * kTicksPerSecond +
                                     nanoseconds * kTicksPerSecond / 1'000'000'000);
