@@ -5,8 +5,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <regex>
 #include <string>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -56,6 +58,37 @@ TEST(Log, LogToStderrRaisesTheLevelAndProcessLifeIsLoggedAtDebug) {
   EXPECT_NE(err.find("/MainProcess] [mproc] [debug] started Process-1"), std::string::npos) << err;
   EXPECT_NE(err.find("/Process-1] [mproc] [debug]"), std::string::npos) << err;
   EXPECT_NE(err.find("exited with exitcode 0"), std::string::npos) << err;
+}
+
+// A child forked while another thread writes a log line inherits the logger's locks as that
+// thread held them; the logger lets go of them across fork, so the child can still log and name
+// itself. Before it did, a child of the first few forks here hung at its first line.
+TEST(Log, ChildForkedWhileAnotherThreadLogsCanLog) {
+  test::ChildExit outcome = test::fork_and_wait(
+      [] {
+        const int null = ::open("/dev/null", O_WRONLY);
+        ::dup2(null, 2);
+        std::atomic<bool> stop{false};
+        std::thread chatter([&] {
+          while (!stop.load()) get_logger()->warn("a line from another thread");
+        });
+        int hung = 0;
+        for (int i = 0; i < 200 && hung == 0; ++i) {
+          pid_t child = test::fork_child([] {
+            detail::set_log_process_name("Forked");
+            get_logger()->warn("a line from the child");
+            return 0;
+          });
+          test::ChildExit exit = test::wait_child(child, std::chrono::seconds(5));
+          if (exit.timed_out || exit.code != 0) ++hung;
+        }
+        stop = true;
+        chatter.join();
+        return hung;
+      },
+      std::chrono::seconds(60));
+  EXPECT_FALSE(outcome.timed_out);
+  EXPECT_EQ(outcome.code, 0) << "a child forked while another thread logged did not finish";
 }
 
 }  // namespace

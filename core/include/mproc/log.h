@@ -7,7 +7,8 @@
 //   mproc::log_to_stderr(spdlog::level::debug);   // process start, exit and signals
 //
 // Thread safety: all functions may be called from any thread. Fork safety: a forked child keeps
-// the logger; its lines carry the child's pid and name.
+// the logger, even when another thread was writing a line at the fork; its lines carry the
+// child's pid and name.
 #pragma once
 
 #include <memory>
