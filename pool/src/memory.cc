@@ -24,8 +24,10 @@ std::size_t round_up(std::size_t n, std::size_t to) { return (n + to - 1) & ~(to
 
 }  // namespace
 
+std::size_t large_capacity(std::size_t bytes) noexcept { return round_up(bytes, kHugePage); }
+
 void* allocate_large(std::size_t bytes) {
-  const std::size_t size = round_up(bytes, kHugePage);
+  const std::size_t size = large_capacity(bytes);
   // Over-allocate by a huge page and trim, so the block starts on a huge page boundary.
   void* raw =
       ::mmap(nullptr, size + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -40,7 +42,7 @@ void* allocate_large(std::size_t bytes) {
 }
 
 void free_large(void* p, std::size_t bytes) noexcept {
-  if (p != nullptr) ::munmap(p, round_up(bytes, kHugePage));
+  if (p != nullptr) ::munmap(p, large_capacity(bytes));
 }
 
 void advise_huge_pages(const void* p, std::size_t bytes) noexcept {

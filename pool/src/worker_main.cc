@@ -25,11 +25,12 @@
 namespace mproc::detail {
 namespace {
 
-// A result array sent by reference, owned (unmapped when dropped).
+// A result array sent by reference, owned (unmapped when dropped). Its size is the whole
+// mapping, so that a spare is taken for any chunk it can hold.
 class ResultArray {
  public:
   explicit ResultArray(std::size_t bytes)
-      : bytes_(bytes), data_(static_cast<char*>(allocate_large(bytes))) {}
+      : bytes_(large_capacity(bytes)), data_(static_cast<char*>(allocate_large(bytes))) {}
   ResultArray(ResultArray&& other) noexcept
       : bytes_(other.bytes_), data_(std::exchange(other.data_, nullptr)) {}
   ResultArray& operator=(ResultArray&& other) noexcept {

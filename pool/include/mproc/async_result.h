@@ -57,9 +57,11 @@ namespace detail {
 
 // Memory for large arrays, in huge pages where the kernel gives them (memory.cc says why).
 // allocate_large throws std::bad_alloc; advise_huge_pages asks for huge pages inside an existing
-// block not yet touched.
+// block not yet touched. large_capacity is what allocate_large(bytes) maps (whole huge pages),
+// all of it usable.
 inline constexpr std::size_t kLargeAllocation = std::size_t{256} << 10;
 [[nodiscard]] void* allocate_large(std::size_t bytes);
+[[nodiscard]] std::size_t large_capacity(std::size_t bytes) noexcept;
 void free_large(void* p, std::size_t bytes) noexcept;
 void advise_huge_pages(const void* p, std::size_t bytes) noexcept;
 
@@ -479,9 +481,9 @@ class MapState : public Job {
       }
       std::size_t first = chunk_starts_.at(chunk);
       std::size_t count = std::min<std::size_t>(results.count, values_.size() - first);
-      const void* in_place = values_.data() + first;
-      if (count != 0 && results.values.data() != in_place)
-        std::memcpy(values_.data() + first, results.values.data(), count * sizeof(R));
+      R* const destination = values_.data() + first;
+      if (count != 0 && results.values.data() != static_cast<const void*>(destination))
+        std::memcpy(destination, results.values.data(), count * sizeof(R));
       for (const auto& [index, payload] : results.errors) {
         if (index >= count) continue;
         try {
