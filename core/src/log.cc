@@ -51,8 +51,8 @@ class StderrSink final : public spdlog::sinks::base_sink<std::mutex> {
 
 // Never destroyed: a thread may log, or fork, while the program's statics are being destroyed.
 StderrSink& stderr_sink() {
-  static auto* const sink = new std::shared_ptr<StderrSink>(std::make_shared<StderrSink>());
-  return **sink;
+  static auto* const sink = new StderrSink;
+  return *sink;
 }
 
 std::shared_ptr<spdlog::logger> make_logger() {
