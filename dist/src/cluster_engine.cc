@@ -51,6 +51,10 @@ std::uint64_t ClusterEngine::open_job(std::shared_ptr<detail::Job> job,
 }
 
 void ClusterEngine::submit_chunk(std::uint64_t job, std::uint32_t chunk, std::string_view message) {
+  // Held across the hub's submit: terminate() either fails this chunk with the job's others or
+  // comes first, and then the chunk's job is gone and the error says why.
+  std::scoped_lock lock(mutex_);
+  if (state_ == State::kTerminate) std::rethrow_exception(detail::terminated_error());
   hub_.submit(job, chunk, message);
 }
 

@@ -242,12 +242,26 @@ std::uint64_t PoolEngine::open_job(std::shared_ptr<Job> job, const JobLimits& li
 }
 
 void PoolEngine::submit_chunk(std::uint64_t job, std::uint32_t chunk, std::string_view message) {
+  std::shared_ptr<Job> refused;
+  std::string broken;
   {
     std::scoped_lock lock(mutex_);
     auto it = jobs_.find(job);
     if (it == jobs_.end()) throw ValueError("Pool not running");  // terminated meanwhile
-    it->second.outstanding.insert(chunk);
-    ++it->second.submitted;
+    // The job was opened before the pool broke or was terminated, and fail_everything() has
+    // failed what it had then: a chunk queued now would wait for a worker that never comes.
+    if (state_ == State::kTerminate || !broken_.empty()) {
+      refused = it->second.job;
+      broken = broken_;
+    } else {
+      it->second.outstanding.insert(chunk);
+      ++it->second.submitted;
+    }
+  }
+  if (refused) {
+    refused->fail(
+        chunk, broken.empty() ? terminated_error() : std::make_exception_ptr(ProcessError(broken)));
+    return;
   }
   try {
     post_task(message);

@@ -9,6 +9,8 @@
 #include <chrono>
 #include <cstddef>
 #include <future>
+#include <optional>
+#include <ranges>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -243,6 +245,35 @@ TEST(DistPool, ImapUnorderedOverAnEndlessRangeStaysBounded) {
   EXPECT_EQ(sum, 2000);
   EXPECT_EQ(seen.size(), 2000u);
   pool.terminate();
+}
+
+// imap reads its input as it submits: a chunk read after terminate() fails at its place (the
+// hub has dropped the job by then), and the iterator ends instead of waiting for it.
+TEST(DistPool, AChunkFedToAnImapAfterTerminateFailsAtOnce) {
+  Pool pool(cluster_options());
+  auto inputs = std::views::iota(0, 4) | std::views::transform([&pool](int i) {
+                  if (i == 2) pool.terminate();
+                  return i;
+                });
+  auto it = pool.imap(disttasks::square, inputs);
+  for (int i = 0; i < 2; ++i) {
+    try {
+      EXPECT_EQ(it.next(kLimit), std::optional<int>(i * i));
+    } catch (const ProcessError& e) {
+      EXPECT_NE(std::string(e.what()).find("terminated"), std::string::npos) << e.what();
+    }
+  }
+  try {
+    (void)it.next(kLimit);
+    ADD_FAILURE() << "the chunk read after terminate() did not fail";
+  } catch (const ProcessError& e) {
+    EXPECT_NE(std::string(e.what()).find("terminated"), std::string::npos) << e.what();
+  }
+  try {
+    (void)it.next(kLimit);  // the end, or (locally) the last chunk's failure
+  } catch (const ProcessError& e) {
+    EXPECT_NE(std::string(e.what()).find("terminated"), std::string::npos) << e.what();
+  }
 }
 
 TEST(DistPool, TerminateWithStuckTasksReturnsAndFreesTheWorkers) {

@@ -106,6 +106,10 @@ void set_initialized(int value) { initialized_value = value; }
 MPROC_TASK(pooltest::set_initialized);
 void fail_to_initialize() { throw std::runtime_error("no db"); }
 MPROC_TASK(pooltest::fail_to_initialize);
+void fail_to_initialize_once_flagged(const std::string& flag) {
+  if (std::filesystem::exists(flag)) throw std::runtime_error("flagged");
+}
+MPROC_TASK(pooltest::fail_to_initialize_once_flagged);
 
 void nothing() {}
 MPROC_TASK(pooltest::nothing);
@@ -646,6 +650,72 @@ TEST(Pool, AThrowingInitializerBreaksThePoolWithoutHanging) {
     EXPECT_NE(std::string(e.what()).find("no db"), std::string::npos);
   }
   EXPECT_THROW((void)pool.apply_async(square, 2).get(10s), ProcessError);
+}
+
+// imap reads its input as it submits, so a job opened before the pool was terminated (or broke)
+// may be fed after fail_everything() ran: its later chunks must fail at once, not wait in a
+// queue no worker reads.
+namespace {
+// Takes an imap's results at positions [0, count): what each gave, or the error it threw.
+template <class R>
+std::vector<std::string> imap_outcomes(IMapIterator<R>& results, int count) {
+  std::vector<std::string> outcomes;
+  for (int i = 0; i < count; ++i) {
+    try {
+      std::optional<R> value = results.next(10s);
+      outcomes.push_back(value ? std::to_string(*value) : "end");
+    } catch (const TimeoutError&) {
+      outcomes.push_back("timeout");
+    } catch (const ProcessError& e) {
+      outcomes.push_back(e.what());
+    }
+  }
+  return outcomes;
+}
+}  // namespace
+
+TEST(Pool, ChunksFedToAnImapAfterTerminateFailAtOnce) {
+  Pool pool(2);
+  auto inputs = std::views::iota(0, 4) | std::views::transform([&pool](int i) {
+                  if (i == 2) pool.terminate();
+                  return i;
+                });
+  auto results = pool.imap(square, inputs);
+  auto outcomes = imap_outcomes(results, 4);
+  for (int i = 2; i < 4; ++i)
+    EXPECT_NE(outcomes[i].find("terminated"), std::string::npos) << i << ": " << outcomes[i];
+}
+
+TEST(Pool, ChunksFedToAnImapAfterThePoolBrokeFailAtOnce) {
+  const std::string flag =
+      (std::filesystem::temp_directory_path() / ("mproc-broken-" + std::to_string(::getpid())))
+          .string();
+  Pool pool(PoolOptions{.processes = 1,
+                        .initializer = task_call(pooltest::fail_to_initialize_once_flagged, flag)});
+  (void)pool.apply(square, 1);  // the worker is up
+  auto inputs = std::views::iota(0, 4) | std::views::transform([&](int i) {
+                  if (i != 2) return i;
+                  // The worker's replacement fails its initializer, which breaks the pool.
+                  std::FILE* file = std::fopen(flag.c_str(), "w");
+                  if (file != nullptr) std::fclose(file);
+                  ::kill(pool.worker_pids().at(0), SIGKILL);
+                  auto deadline = std::chrono::steady_clock::now() + 10s;
+                  while (std::chrono::steady_clock::now() < deadline) {
+                    try {
+                      (void)pool.apply_async(square, 1);
+                    } catch (const ProcessError&) {
+                      break;
+                    }
+                    std::this_thread::sleep_for(10ms);
+                  }
+                  return i;
+                });
+  auto results = pool.imap(square, inputs);
+  auto outcomes = imap_outcomes(results, 4);
+  std::filesystem::remove(flag);
+  for (int i = 2; i < 4; ++i)
+    EXPECT_NE(outcomes[i].find("initializer failed: flagged"), std::string::npos)
+        << i << ": " << outcomes[i];
 }
 
 // Parity test_large_pool: Pool(200).

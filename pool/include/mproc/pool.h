@@ -597,7 +597,17 @@ class Pool {
       if (writer.count() > 0) {
         state->add_chunk(f.next_chunk, first, writer.count());
         f.position += writer.count();
-        engine->submit_chunk(f.job, f.next_chunk, writer.finish());
+        try {
+          engine->submit_chunk(f.job, f.next_chunk, writer.finish());
+        } catch (...) {
+          // The pool ended under this imap (a cluster pool terminated meanwhile): the chunk
+          // fails at its place, and the rest of the input is left unread.
+          state->fail(f.next_chunk, std::current_exception());
+          f.done = true;
+          state->input_ended();
+          engine->seal_job(f.job);
+          return false;
+        }
         ++f.next_chunk;
       }
       if (f.it == std::ranges::end(f.range)) {
