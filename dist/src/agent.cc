@@ -3,17 +3,20 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <condition_variable>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
+#include "mproc/deadline.h"
 #include "mproc/detail/call_codec.h"
 #include "mproc/envelope.h"
 #include "mproc/errors.h"
@@ -28,33 +31,17 @@
 namespace mproc::dist {
 namespace {
 
-// Where the answers for rank 0 go: the thread that has one (the local pool's collector, mostly)
-// sends it itself, then wakes the MPI thread if it sleeps: the answer frees a place for one more
-// chunk, which the MPI thread is then awake to take as soon as rank 0 sends it. Also which
-// local jobs run which of rank 0's jobs (for 'K').
+// Where the answers for rank 0 go, sent at once by the agent's thread (which also takes the local
+// pool's results); and which local jobs run which of rank 0's jobs (for 'K').
 class Outbox {
  public:
   explicit Outbox(Link& link) : link_(link) {}
 
   // ValueError when the message is too large for MPI.
   void post(std::string message) {
-    {
-      std::scoped_lock lock(mutex_);
-      if (closed_) return;  // rank 0's program has ended: nobody waits for it
-      link_.send(0, std::move(message));
-      posted_ = true;
-    }
-    cv_.notify_one();
-  }
-  // Whether something was posted since the last look.
-  bool take_posted() {
     std::scoped_lock lock(mutex_);
-    return std::exchange(posted_, false);
-  }
-  // Sleeps up to `pause` unless something is posted.
-  void wait(std::chrono::microseconds pause) {
-    std::unique_lock lock(mutex_);
-    cv_.wait_for(lock, pause, [&] { return posted_; });
+    if (closed_) return;  // rank 0's program has ended: nobody waits for it
+    link_.send(0, std::move(message));
   }
   // No more answers: rank 0 has stopped listening.
   void close() {
@@ -81,8 +68,6 @@ class Outbox {
  private:
   Link& link_;
   std::mutex mutex_;
-  std::condition_variable cv_;
-  bool posted_ = false;
   bool closed_ = false;
   std::unordered_map<std::uint64_t, std::vector<std::uint64_t>> local_jobs_;
 };
@@ -194,18 +179,23 @@ int local_workers() {
 
 class Agent {
  public:
-  Agent(std::shared_ptr<detail::Engine> engine, Link& link)
-      : engine_(std::move(engine)),
+  Agent(detail::DrivenEngine pool, Link& link)
+      : engine_(std::move(pool.engine)),
+        collect_(std::move(pool.collect)),
         link_(link),
         where_("rank " + std::to_string(link.rank()) + " (host " + host_name() + ")") {}
 
+  // One thread polls MPI and takes the local pool's results (the pool has no collector thread
+  // of its own): with 2 CPUs, every thread spinning on a round trip's path takes a CPU from
+  // another on it.
   void serve() {
     link_.send(0, encode_hello(Hello{static_cast<std::uint32_t>(engine_ ? engine_->processes() : 0),
                                      host_name()}));
     Backoff backoff;
     Link::Message message;
+    bool collected_asleep = false;
     for (;;) {
-      bool worked = false;
+      bool worked = std::exchange(collected_asleep, false);
       while (link_.poll(message)) {
         worked = true;
         if (!message.bytes.empty() && message.bytes[0] == kStop) {
@@ -218,11 +208,13 @@ class Agent {
           get_logger()->error("mproc::dist {}: a bad message from rank 0: {}", where_, e.what());
         }
       }
-      worked = outbox_->take_posted() || worked;
+      worked = collect(Deadline::now()) || worked;
       const bool sending = link_.progress();
-      // Answers come from the local pool, whose posts wake this thread.
-      backoff.after_round(worked, sending, /*due=*/false,
-                          [&](std::chrono::microseconds pause) { outbox_->wait(pause); });
+      // The sleep is a wait for the workers' results, which wake it; rank 0's messages are seen
+      // after it.
+      backoff.after_round(worked, sending, /*due=*/false, [&](std::chrono::microseconds pause) {
+        collected_asleep = collect(Deadline::after(pause));
+      });
     }
   }
 
@@ -253,7 +245,23 @@ class Agent {
     }
   }
 
+  // Whether it handled any of the local pool's messages (results, whose answers it sent).
+  bool collect(const Deadline& until) {
+    if (!engine_) {
+      if (!until.expired()) std::this_thread::sleep_until(until.when());
+      return false;
+    }
+    try {
+      return collect_(until) > 0;
+    } catch (const std::exception& e) {
+      get_logger()->critical("mproc::dist {}: the local pool's result queue failed: {}", where_,
+                             e.what());
+      std::abort();  // its workers' results are lost: end the MPI job, as a dead rank does
+    }
+  }
+
   std::shared_ptr<detail::Engine> engine_;
+  std::function<std::size_t(const Deadline&)> collect_;
   Link& link_;
   std::string where_;
   std::shared_ptr<Outbox> outbox_ = std::make_shared<Outbox>(link_);
@@ -263,15 +271,16 @@ class Agent {
 
 void run_agent() {
   // The workers first: their zygote is forked from this process before MPI_Init.
-  std::shared_ptr<detail::Engine> engine;
+  detail::DrivenEngine pool;
   try {
-    engine = detail::make_local_engine(PoolOptions{.processes = local_workers()});
+    pool = detail::make_driven_engine(PoolOptions{.processes = local_workers()});
   } catch (const std::exception& e) {
     std::fprintf(stderr, "mproc::dist: cannot start this node's workers: %s\n", e.what());
   }
+  std::shared_ptr<detail::Engine> engine = pool.engine;
   {
     Link link;
-    Agent agent(engine, link);
+    Agent agent(std::move(pool), link);
     agent.serve();
     if (engine) {
       // Rank 0's program has ended: nothing it waits for runs here any more.

@@ -94,6 +94,7 @@ PoolEngine::PoolEngine(PoolConfig config)
   // had) tells the zygote to leave, and it kills the workers it started.
   start_zygote();
   live_workers_ = config_.processes;
+  if (config_.driven) return;
   try {
     collector_ = std::thread([this] { collect(); });
   } catch (...) {
@@ -299,103 +300,143 @@ void PoolEngine::fail_everything(const std::exception_ptr& error) {
   for (auto& [job, chunk] : failed) job->fail(chunk, error);
 }
 
-// ---- the collector thread ----
+// ---- the collector ----
+
+namespace {
+// A driven collector (collect_until) looks at the result queue itself, not only at its doorbell,
+// once in this many polls.
+constexpr std::uint32_t kPollsPerLook = 64;
+}  // namespace
+
+bool PoolEngine::results_pending() const noexcept {
+  return static_cast<std::int64_t>(doorbells().results_posted.load(std::memory_order_acquire) -
+                                   collecting_.taken) > 0;
+}
+
+Deadline PoolEngine::look_at_timed() {
+  // Only while tasks with a timeout are about (or SIGKILLs are due): a look at them, and a
+  // deadline on the wait for the next message. Between looks (a tick apart), results are taken
+  // without one.
+  Collecting& c = collecting_;
+  if (!watching_.load(std::memory_order_relaxed)) return Deadline::never();
+  if (Clock::now() < c.next_look) return Deadline::at(c.next_look);
+  Deadline until = watch();
+  c.next_look = until.when();
+  return until;
+}
+
+bool PoolEngine::take_result(const Deadline& until) {
+  Collecting& c = collecting_;
+  try {
+    results_.get(c.message, until);
+  } catch (const Empty&) {
+    return false;
+  }
+  ++c.taken;
+  reserve_for_large(c.message);
+  return true;
+}
 
 void PoolEngine::collect() {
-  std::string message;
-  LargeBytes remote_results;
-  // Messages taken so far: while the doorbell shows no more, this thread spins briefly before
-  // it sleeps in the queue (a wake-up costs more than a whole round trip).
-  std::uint64_t taken = 0;
-  auto next_look = Clock::time_point::min();  // when watch() looks again at timed tasks
-  auto pending = [&] {
-    return static_cast<std::int64_t>(doorbells().results_posted.load(std::memory_order_acquire) -
-                                     taken) > 0;
-  };
-  // Whether the last message was a chunk's results: only then is another likely to follow soon
-  // enough to be worth the spin. After a worker's start or death notice, the spin would only take
-  // a CPU from the processes starting or leaving.
-  bool streaming = false;
-  for (;;) {
-    // Only while tasks with a timeout are about (or SIGKILLs are due): a look at them, and a
-    // deadline on the wait for the next message.
-    // Between looks (a tick apart), results are taken without one.
-    Deadline until = Deadline::never();
-    if (watching_.load(std::memory_order_relaxed)) {
-      if (Clock::now() >= next_look) {
-        until = watch();
-        next_look = until.when();
-      } else {
-        until = Deadline::at(next_look);
-      }
-    }
+  Collecting& c = collecting_;
+  while (!c.ended) {
+    Deadline until = look_at_timed();
     try {
-      if (streaming) (void)spin_for(pending, kSpinBudget);
-      results_.get(message, until);
-      ++taken;
-      reserve_for_large(message);
-    } catch (const Empty&) {
-      continue;  // time for the next look
+      // While the doorbell shows no more, this thread spins briefly before it sleeps in the
+      // queue (a wake-up costs more than a whole round trip).
+      if (c.streaming) (void)spin_for([this] { return results_pending(); }, kSpinBudget);
+      if (!take_result(until)) continue;  // time for the next look
     } catch (const std::exception& e) {
       report_error(std::string("the pool's result queue failed: ") + e.what());
       return;
     }
-    if (message.empty()) continue;
-    streaming = message[0] == kResultMessage || message[0] == kPackedResults;
-    try {
-      WireReader reader(message);
-      switch (reader.tag()) {
-        case kResultMessage:
-          on_results(message);
-          break;
-        case kNeedInline: {
-          remote_args_.store(false, std::memory_order_relaxed);
-          WireReader whole(message);  // read_packed_chunk reads the tag itself
-          PackedChunk chunk = read_packed_chunk(whole);
-          on_need_inline(chunk);
-          break;
-        }
-        case kPackedResults:
-          on_packed_results(reader, remote_results);
-          break;
-        case kWorkerStarted: {
-          std::uint32_t index = reader.u32();
-          pid_t pid = reader.i32();
-          get_logger()->debug("pool worker {} started in slot {}", pid, index);
-          break;
-        }
-        case kWorkerDied: {
-          std::uint32_t index = reader.u32();
-          pid_t pid = reader.i32();
-          if (on_worker_died(index, pid, reader.i32())) {
-            // The pool is closed and its last worker has left: nothing more can come. Ending
-            // here, and letting the zygote go, saves join() two round trips.
-            send_to_zygote('Q', 0);
-            return;
-          }
-          break;
-        }
-        case kInitializerFailed: {
-          reader.u32();
-          reader.i32();
-          reader.i32();
-          on_initializer_failed(reader.remaining());
-          break;
-        }
-        case kBouncedChunk:
-          on_bounced(message);
-          break;
-        case kWakeCollector:
-          next_look = Clock::time_point::min();  // watching_ is set: look now
-          break;
-        case kStopCollector:
-          return;
-        default:
-          report_error("the pool's collector got an unknown message");
-      }
-    } catch (const std::exception& e) {
-      report_error(std::string("the pool's collector got a bad message: ") + e.what());
+    on_collected();
+  }
+}
+
+std::size_t PoolEngine::collect_until(const Deadline& until) {
+  Collecting& c = collecting_;
+  std::size_t handled = 0;
+  while (!c.ended) {
+    const Deadline look = look_at_timed();
+    if (handled == 0 && !until.expired()) {
+      // A wait, as the collector thread's: in the queue, until `until` or the next look.
+      if (!take_result(look.when() < until.when() ? look : until)) continue;
+    } else {
+      // A poll: the doorbell first, so that a poll with nothing to take costs no lock. Every
+      // so often the queue itself, for a put whose ring was lost (its process was killed in
+      // between): the doorbell then lags one behind for good.
+      if (!results_pending() && ++c.quiet_polls % kPollsPerLook != 0) break;
+      if (!take_result(Deadline::now())) break;
     }
+    ++handled;
+    on_collected();
+  }
+  return handled;
+}
+
+void PoolEngine::on_collected() {
+  Collecting& c = collecting_;
+  const std::string& message = c.message;
+  if (message.empty()) return;
+  // Whether the last message was a chunk's results: only then is another likely to follow soon
+  // enough to be worth the spin. After a worker's start or death notice, the spin would only take
+  // a CPU from the processes starting or leaving.
+  c.streaming = message[0] == kResultMessage || message[0] == kPackedResults;
+  try {
+    WireReader reader(message);
+    switch (reader.tag()) {
+      case kResultMessage:
+        on_results(message);
+        break;
+      case kNeedInline: {
+        remote_args_.store(false, std::memory_order_relaxed);
+        WireReader whole(message);  // read_packed_chunk reads the tag itself
+        PackedChunk chunk = read_packed_chunk(whole);
+        on_need_inline(chunk);
+        break;
+      }
+      case kPackedResults:
+        on_packed_results(reader, c.remote_results);
+        break;
+      case kWorkerStarted: {
+        std::uint32_t index = reader.u32();
+        pid_t pid = reader.i32();
+        get_logger()->debug("pool worker {} started in slot {}", pid, index);
+        break;
+      }
+      case kWorkerDied: {
+        std::uint32_t index = reader.u32();
+        pid_t pid = reader.i32();
+        if (on_worker_died(index, pid, reader.i32())) {
+          // The pool is closed and its last worker has left: nothing more can come. Ending
+          // here, and letting the zygote go, saves join() two round trips.
+          send_to_zygote('Q', 0);
+          c.ended = true;
+        }
+        break;
+      }
+      case kInitializerFailed: {
+        reader.u32();
+        reader.i32();
+        reader.i32();
+        on_initializer_failed(reader.remaining());
+        break;
+      }
+      case kBouncedChunk:
+        on_bounced(message);
+        break;
+      case kWakeCollector:
+        c.next_look = Clock::time_point::min();  // watching_ is set: look now
+        break;
+      case kStopCollector:
+        c.ended = true;
+        break;
+      default:
+        report_error("the pool's collector got an unknown message");
+    }
+  } catch (const std::exception& e) {
+    report_error(std::string("the pool's collector got a bad message: ") + e.what());
   }
 }
 
@@ -576,8 +617,17 @@ void PoolEngine::join() {
     if (joined_) return;
     // After close(): every worker takes a pill once the work before it is done (a crashed one is
     // replaced and its replacement takes it). After terminate(): the zygote kills them.
-    if (state_ == State::kClose)
-      changed_.wait(lock, [&] { return live_workers_ <= 0 || state_ == State::kTerminate; });
+    auto workers_left = [&] { return live_workers_ <= 0 || state_ == State::kTerminate; };
+    if (state_ == State::kClose && config_.driven) {
+      // Nobody else takes the workers' notices: this thread does, until the last has left.
+      while (!workers_left()) {
+        lock.unlock();
+        (void)collect_until(Deadline::after(kMaxTick));
+        lock.lock();
+      }
+    } else if (state_ == State::kClose) {
+      changed_.wait(lock, workers_left);
+    }
     closed = state_ == State::kClose && !zygote_quitting_;
     joined_ = true;
   }

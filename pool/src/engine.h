@@ -86,6 +86,9 @@ struct PoolConfig {
   int maxtasksperchild = 0;                      // 0: unlimited
   std::size_t max_memory_per_child = 0;          // bytes of resident memory; 0: unlimited
   StartMethod start_method = StartMethod::fork;  // how the zygote starts (see zygote.cc)
+  // No collector thread: the owner takes the results with collect_until() (mproc::dist's node
+  // agent, whose one thread polls both MPI and this pool).
+  bool driven = false;
 };
 
 // What a zygote started by spawn or by the fork server is given (zygote.cc): the names of the
@@ -139,6 +142,12 @@ class PoolEngine : public Engine, public std::enable_shared_from_this<PoolEngine
     return remote_args_.load(std::memory_order_relaxed);
   }
   [[nodiscard]] std::vector<pid_t> worker_pids() const override;
+
+  // A driven pool's collector (PoolConfig::driven), run by its owner's one thread: handles the
+  // messages its workers have sent, waiting until `until` for the first (an expired deadline:
+  // only a look, which costs no lock when there is nothing). Returns how many it handled.
+  // Throws what the result queue throws.
+  std::size_t collect_until(const Deadline& until);
 
   // What the zygote and the workers run (zygote.cc, worker_main.cc); they never return.
   [[noreturn]] void zygote_main(int command_fd);
@@ -199,7 +208,24 @@ class PoolEngine : public Engine, public std::enable_shared_from_this<PoolEngine
   void start_zygote_by_name(UniqueFd commands);  // spawn or forkserver (zygote.cc)
   void wait_for_zygote() noexcept;
   void send_to_zygote(char command, std::uint32_t slot) noexcept;
+  // What the collector (the thread, or collect_until's caller) keeps between messages.
+  struct Collecting {
+    std::string message;
+    LargeBytes remote_results;
+    std::uint64_t taken = 0;  // messages taken so far, against the doorbell's count of puts
+    Clock::time_point next_look = Clock::time_point::min();  // when watch() looks again
+    bool streaming = false;  // the last message was a chunk's results
+    bool ended = false;      // told to stop, or the pool closed and its last worker left
+    std::uint32_t quiet_polls = 0;
+  };
   void collect();  // the collector thread
+  // Whether the doorbell shows a result not taken yet (a hint: see Doorbells).
+  [[nodiscard]] bool results_pending() const noexcept;
+  // Looks at timed tasks when it is time; returns the deadline for the wait for a message.
+  Deadline look_at_timed();
+  // The next message into collecting_.message; false when `until` passed first.
+  bool take_result(const Deadline& until);
+  void on_collected();  // handles collecting_.message
   void on_results(std::string_view message);
   void on_need_inline(const PackedChunk& chunk);
   void on_packed_results(WireReader& reader, LargeBytes& buffer);
@@ -259,6 +285,7 @@ class PoolEngine : public Engine, public std::enable_shared_from_this<PoolEngine
   std::vector<PendingKill> pending_kills_;
   std::atomic<bool> watching_{false};  // written under mutex_
   std::vector<Seen> seen_;             // the collector's only
+  Collecting collecting_;              // the collector's only
 };
 
 }  // namespace mproc::detail

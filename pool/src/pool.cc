@@ -62,6 +62,16 @@ std::shared_ptr<Engine> make_local_engine(PoolOptions options) {
   return std::make_shared<PoolEngine>(make_config(std::move(options)));
 }
 
+DrivenEngine make_driven_engine(PoolOptions options) {
+  PoolConfig config = make_config(std::move(options));
+  config.driven = true;
+  auto engine = std::make_shared<PoolEngine>(std::move(config));
+  PoolEngine* collector = engine.get();  // lives as long as `engine`, which the caller keeps
+  return DrivenEngine{std::move(engine), [collector](const Deadline& until) {
+                        return collector->collect_until(until);
+                      }};
+}
+
 std::size_t map_chunksize(const std::optional<std::size_t>& chunksize,
                           const std::optional<std::chrono::nanoseconds>& timeout, std::size_t items,
                           std::size_t workers) {

@@ -274,6 +274,17 @@ class Cluster {
 // cluster.
 [[nodiscard]] std::shared_ptr<Engine> make_local_engine(PoolOptions options);
 
+// This machine's engine without a collector thread of its own, for a thread that serves
+// something else as well (mproc::dist's node agent, which polls MPI): it takes the workers'
+// results itself with `collect`, between its other work.
+struct DrivenEngine {
+  std::shared_ptr<Engine> engine;
+  // Handles the messages the workers sent, waiting until `until` for the first (an expired
+  // deadline: only a look, which costs no lock when there is nothing); returns how many.
+  std::function<std::size_t(const Deadline& until)> collect;
+};
+[[nodiscard]] DrivenEngine make_driven_engine(PoolOptions options);
+
 }  // namespace detail
 
 class Pool {
