@@ -1,6 +1,8 @@
 #include "cluster_engine.h"
 
+#include <memory>
 #include <string>
+#include <utility>
 
 #include "mproc/errors.h"
 
@@ -62,6 +64,31 @@ void ClusterEngine::seal_job(std::uint64_t job) noexcept { hub_.seal(job); }
 
 bool ClusterEngine::cancel_job(std::uint64_t job, bool interrupt) {
   return hub_.cancel(job, interrupt);
+}
+
+namespace {
+class HubHelp : public detail::WaitHelp {
+ public:
+  explicit HubHelp(Hub& hub) : hub_(hub) { hub_.begin_help(); }
+  ~HubHelp() override {
+    if (!left_) hub_.end_help(false);
+  }
+  HubHelp(const HubHelp&) = delete;
+  HubHelp& operator=(const HubHelp&) = delete;
+  void poll() override { hub_.help(); }
+  void leave(bool answered) noexcept override {
+    if (std::exchange(left_, true)) return;
+    hub_.end_help(answered);
+  }
+
+ private:
+  Hub& hub_;
+  bool left_ = false;
+};
+}  // namespace
+
+std::unique_ptr<detail::WaitHelp> ClusterEngine::wait_help() {
+  return std::make_unique<HubHelp>(hub_);
 }
 
 void ClusterEngine::close() {

@@ -32,6 +32,8 @@ class ClusterEngine : public detail::Engine, public std::enable_shared_from_this
   [[nodiscard]] bool remote_args() const noexcept override { return false; }
   void seal_job(std::uint64_t job) noexcept override;
   bool cancel_job(std::uint64_t job, bool interrupt) override;
+  // A waiter polls MPI for the hub meanwhile (Hub::help).
+  std::unique_ptr<detail::WaitHelp> wait_help() override;
   void close() override;
   void terminate() override;
   void join() override;

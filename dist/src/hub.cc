@@ -11,7 +11,22 @@
 #include "wire.h"
 
 namespace mproc::dist {
+
 namespace {
+// How long the hub's thread sleeps while waiting threads poll for it (help), before it looks
+// again: a waiter that got its answer leaves without waking it.
+constexpr std::chrono::milliseconds kHelpedPause{1};
+// A submitter wakes the hub's thread only when it would sleep longer than this.
+constexpr std::chrono::microseconds kNoWakeWithin{200};
+
+// Whether this thread is in a waiter's round (help), not the hub's thread's.
+thread_local bool t_helping = false;
+
+std::int64_t now_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 Hub* the_hub = nullptr;  // never destroyed: pools in static storage may outlive exit's handlers
 
@@ -91,7 +106,15 @@ void Hub::submit(std::uint64_t job, std::uint32_t chunk, std::string_view messag
     send_ready();
     woken_ = true;  // the hub's thread looks out for the answer
   }
-  wake_.notify_one();
+  // Woken only from a long sleep: a wake-up costs the CPUs more than the round trip, and from a
+  // short one the hub's thread comes back soon enough, unless the submitter's own wait for the
+  // answer polls first (help).
+  if (sleeps_long()) wake_.notify_one();
+}
+
+bool Hub::sleeps_long() const noexcept {
+  const std::int64_t until = sleeping_until_.load(std::memory_order_acquire);
+  return until != 0 && until - now_ns() > std::chrono::nanoseconds(kNoWakeWithin).count();
 }
 
 void Hub::seal(std::uint64_t job) noexcept {
@@ -198,9 +221,23 @@ void Hub::delivered(std::uint64_t owner, std::size_t chunks) {
   count_off(owner, chunks);
 }
 
-std::shared_ptr<detail::Job> Hub::answered(int rank, std::uint64_t job, std::uint32_t chunk,
-                                           std::uint64_t& owner) {
-  std::scoped_lock lock(mutex_);
+std::shared_ptr<detail::Job> Hub::answered(const Link::Message& message, std::uint64_t job,
+                                           std::uint32_t chunk, std::uint64_t& owner) {
+  const int rank = message.source;
+  std::unique_lock lock(mutex_);
+  if (t_helping) {
+    // A job whose delivery runs the user's callbacks is left to the hub's thread: callbacks run
+    // as the local pool runs them, on one thread of the pool's own, never inside a user's wait.
+    auto it = jobs_.find(job);
+    if (it != jobs_.end() && it->second.job->runs_callbacks()) {
+      handed_over_.push_back(message);
+      handed_over_pending_.store(true, std::memory_order_release);
+      woken_ = true;
+      lock.unlock();
+      wake_.notify_one();
+      return nullptr;
+    }
+  }
   if (rank > 0 && rank < size_) {
     Agent& agent = agents_[static_cast<std::size_t>(rank)];
     if (agent.in_flight > 0) --agent.in_flight;
@@ -278,7 +315,7 @@ void Hub::on_message(const Link::Message& message) {
       reader.tag();
       detail::ChunkResults results = detail::read_results(reader);
       std::uint64_t owner = 0;
-      if (auto job = answered(rank, results.job, results.chunk, owner)) {
+      if (auto job = answered(message, results.job, results.chunk, owner)) {
         job->deliver(results.chunk, results.items);
         delivered(owner, 1);
       }
@@ -290,7 +327,7 @@ void Hub::on_message(const Link::Message& message) {
       detail::PackedChunkResults packed = detail::read_packed_results(reader);
       if (packed.remote) throw SerializationError("an agent sent results by reference");
       std::uint64_t owner = 0;
-      if (auto job = answered(rank, packed.job, packed.chunk, owner)) {
+      if (auto job = answered(message, packed.job, packed.chunk, owner)) {
         job->deliver_packed(packed.chunk, packed.results);
         delivered(owner, 1);
       }
@@ -299,7 +336,7 @@ void Hub::on_message(const Link::Message& message) {
     case kChunkFailed: {
       ChunkFailed failed = decode_chunk_failed(message.bytes);
       std::uint64_t owner = 0;
-      if (auto job = answered(rank, failed.job, failed.chunk, owner)) {
+      if (auto job = answered(message, failed.job, failed.chunk, owner)) {
         job->fail(failed.chunk, remote_exception(failed.error));
         delivered(owner, 1);
       }
@@ -332,37 +369,42 @@ void Hub::run() {
   changed_.notify_all();
 
   Backoff backoff;
-  Link::Message message;
   for (;;) {
-    bool worked = false;
-    while (link->poll(message)) {
-      worked = true;
-      try {
-        on_message(message);
-      } catch (const std::exception& e) {
-        get_logger()->error("mproc::dist: a bad message from rank {}: {}", message.source,
-                            e.what());
-      }
-    }
-    bool stop = false;
-    bool in_flight = false;
-    {
-      std::scoped_lock lock(mutex_);
-      // Whatever woke this thread (a chunk sent by its submitter, a credit back, a kill) is work:
-      // an answer is due, so it polls for a while before it sleeps.
-      worked = std::exchange(woken_, false) || worked;
-      send_ready();
-      stop = stopping_;
-      for (const Agent& a : agents_) in_flight = in_flight || a.in_flight > 0;
-    }
-    const bool sending = link->progress();
-    if (stop) break;
-    backoff.after_round(worked, sending, /*due=*/in_flight, [&](std::chrono::microseconds pause) {
+    if (helpers_.load(std::memory_order_acquire) > 0 &&
+        !handed_over_pending_.load(std::memory_order_acquire)) {
+      // A waiting thread polls: this one sleeps until the last helper leaves without its result
+      // (it wakes this one), a helper hands over an answer, the end, or kHelpedPause (a helper
+      // that got its answer leaves without a word). A submitter does not wake it: the helper
+      // polls for the answer.
       std::unique_lock lock(mutex_);
-      wake_.wait_for(lock, pause, [&] { return woken_; });
-    });
+      if (stopping_) break;
+      wake_.wait_for(lock, kHelpedPause, [&] {
+        return stopping_ || helpers_.load(std::memory_order_acquire) == 0 || !handed_over_.empty();
+      });
+      continue;
+    }
+    if (polling_.test_and_set(std::memory_order_acquire)) {
+      std::this_thread::yield();  // a helper is in its round
+      continue;
+    }
+    const Round r = round(*link);
+    polling_.clear(std::memory_order_release);
+    if (r.stop) break;
+    backoff.after_round(r.worked, r.sending, /*due=*/r.in_flight,
+                        [&](std::chrono::microseconds pause) {
+                          std::unique_lock lock(mutex_);
+                          sleep(lock, pause, [&] { return woken_; });
+                        });
   }
 
+  // From here on, this thread holds the polling for good: no helper uses the Link any more.
+  while (polling_.test_and_set(std::memory_order_acquire)) std::this_thread::yield();
+  std::deque<Link::Message> handed;
+  {
+    std::scoped_lock lock(mutex_);
+    handed.swap(handed_over_);
+  }
+  for (const Link::Message& message : handed) take(message);
   for (int r = 1; r < link->size(); ++r) link->send(r, std::string(1, kStop));
   link->flush();
   std::vector<std::pair<std::shared_ptr<detail::Job>, std::uint32_t>> left;
@@ -381,6 +423,86 @@ void Hub::run() {
       ProcessError("the program on MPI rank 0 ended before this task finished"));
   for (auto& [job, chunk] : left) job->fail(chunk, error);
   link.reset();  // MPI_Finalize, which the agents meet
+}
+
+Hub::Round Hub::round(Link& link) {
+  Round r;
+  if (!t_helping && handed_over_pending_.load(std::memory_order_acquire)) {
+    std::deque<Link::Message> handed;
+    {
+      std::scoped_lock lock(mutex_);
+      handed.swap(handed_over_);
+      handed_over_pending_.store(false, std::memory_order_relaxed);
+    }
+    for (const Link::Message& message : handed) take(message);
+    r.worked = true;
+  }
+  while (link.poll(message_)) {
+    r.worked = true;
+    take(message_);
+  }
+  {
+    std::scoped_lock lock(mutex_);
+    // Whatever woke this thread (a chunk sent by its submitter, a credit back, a kill) is work:
+    // an answer is due, so it polls for a while before it sleeps.
+    r.worked = std::exchange(woken_, false) || r.worked;
+    send_ready();
+    r.stop = stopping_;
+    for (const Agent& a : agents_) r.in_flight = r.in_flight || a.in_flight > 0;
+    in_flight_.store(r.in_flight, std::memory_order_relaxed);
+  }
+  r.sending = link.progress();
+  return r;
+}
+
+template <class Awake>
+void Hub::sleep(std::unique_lock<std::mutex>& lock, std::chrono::microseconds pause,
+                Awake&& awake) {
+  sleeping_until_.store(now_ns() + std::chrono::nanoseconds(pause).count(),
+                        std::memory_order_release);
+  wake_.wait_for(lock, pause, std::forward<Awake>(awake));
+  sleeping_until_.store(0, std::memory_order_relaxed);
+}
+
+void Hub::take(const Link::Message& message) noexcept {
+  try {
+    on_message(message);
+  } catch (const std::exception& e) {
+    get_logger()->error("mproc::dist: a bad message from rank {}: {}", message.source, e.what());
+  }
+}
+
+void Hub::begin_help() noexcept { helpers_.fetch_add(1, std::memory_order_acq_rel); }
+
+void Hub::help() {
+  if (polling_.test_and_set(std::memory_order_acquire)) return;
+  Link* link = nullptr;
+  {
+    std::scoped_lock lock(mutex_);
+    if (!stopping_) link = link_;
+  }
+  struct Release {
+    std::atomic_flag& flag;
+    ~Release() {
+      t_helping = false;
+      flag.clear(std::memory_order_release);
+    }
+  } release{polling_};
+  t_helping = true;
+  if (link != nullptr) (void)round(*link);
+}
+
+void Hub::end_help(bool answered) noexcept {
+  // The last helper out: one that goes to sleep needs the hub's thread polling for it now. After
+  // one that got its answer, the hub's thread comes back on its own (within kHelpedPause), and is
+  // woken only if answers are still due and it sleeps longer than that.
+  if (helpers_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  if (answered && (!in_flight_.load(std::memory_order_relaxed) || !sleeps_long())) return;
+  {
+    std::scoped_lock lock(mutex_);
+    woken_ = true;
+  }
+  wake_.notify_one();
 }
 
 void Hub::stop() noexcept {

@@ -9,10 +9,12 @@
 // gets more chunks than a slow one, and no chunk waits on a busy node while another is idle
 // (beyond the few each node holds in its local queue).
 //
-// Thread safety: every member may be called from any thread; Job callbacks run on the hub's
-// thread (the counterpart of the local pool's collector thread).
+// Thread safety: every member may be called from any thread. Answers are taken by the hub's
+// thread (the counterpart of the local pool's collector thread), or by a thread that waits for a
+// result and polls meanwhile (help); jobs with callbacks are always delivered on the hub's thread.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -75,6 +77,13 @@ class Hub {
   // being fed does not hold it up, as in the local pool).
   void wait_owner_idle(std::uint64_t owner);
 
+  // A thread waiting for a result polls MPI itself (detail::WaitHelp), and the hub's thread sleeps
+  // meanwhile: on a round trip's path, one thread spinning instead of two. help() does one round
+  // of the hub's thread's work, unless another thread is at it.
+  void begin_help() noexcept;
+  void help();
+  void end_help(bool answered) noexcept;
+
  private:
   struct JobEntry {
     std::shared_ptr<detail::Job> job;
@@ -99,14 +108,32 @@ class Hub {
     std::uint32_t in_flight = 0;
   };
 
+  // What one round of polling found.
+  struct Round {
+    bool worked = false;     // messages in, or work handed over (a chunk, a kill)
+    bool sending = false;    // sends still in progress
+    bool in_flight = false;  // chunks at the agents, whose answers MPI wakes nobody for
+    bool stop = false;
+  };
+
   Hub() = default;
-  void run();            // the hub's thread
+  void run();  // the hub's thread
+  // Messages in, then what is ready to go out; by the holder of polling_.
+  Round round(Link& link);
+  // Whether the hub's thread sleeps, and for longer than a submitter lets it (kNoWakeWithin).
+  [[nodiscard]] bool sleeps_long() const noexcept;
+  // The hub's thread sleeps up to `pause` on wake_ (under mutex_), until `awake()`.
+  template <class Awake>
+  void sleep(std::unique_lock<std::mutex>& lock, std::chrono::microseconds pause, Awake&& awake);
   void stop() noexcept;  // at exit
   void on_message(const Link::Message& message);
   // An agent answered (job, chunk): its credit comes back; the job if the chunk was still
   // outstanding (each chunk is delivered or failed once), and its owner.
-  std::shared_ptr<detail::Job> answered(int rank, std::uint64_t job, std::uint32_t chunk,
-                                        std::uint64_t& owner);
+  // In a waiter's round (help), a job that runs callbacks is handed over to the hub's thread
+  // instead (nullptr, nothing changed).
+  std::shared_ptr<detail::Job> answered(const Link::Message& message, std::uint64_t job,
+                                        std::uint32_t chunk, std::uint64_t& owner);
+  void take(const Link::Message& message) noexcept;  // on_message, a failure logged
   // After a chunk's result was delivered or failed (so that join() returns only then).
   void delivered(std::uint64_t owner, std::size_t chunks);
   // Under mutex_: sends what may be sent now (kills, then chunks by credit), from the calling
@@ -138,6 +165,15 @@ class Hub {
   std::unordered_map<std::uint64_t, std::size_t> owner_chunks_;  // outstanding, by owner
   std::deque<Pending> pending_;
   std::vector<std::pair<int, std::string>> control_;  // kills to send first
+
+  std::atomic_flag polling_ = ATOMIC_FLAG_INIT;  // held by the thread doing a round
+  Link::Message message_;                        // the polling thread's
+  std::atomic<int> helpers_{0};                  // waiting threads that poll (help)
+  std::deque<Link::Message> handed_over_;        // answers a helper left to this thread
+  std::atomic<bool> handed_over_pending_{false};
+  std::atomic<bool> in_flight_{false};  // a chunk is at an agent (under mutex_)
+  // While the hub's thread sleeps: when it wakes on its own (steady_clock, ns); else 0.
+  std::atomic<std::int64_t> sleeping_until_{0};
 };
 
 }  // namespace mproc::dist

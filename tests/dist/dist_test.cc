@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstddef>
 #include <future>
+#include <mutex>
 #include <optional>
 #include <ranges>
 #include <set>
@@ -163,6 +164,35 @@ TEST(DistPool, ApplyStarmapImapAndCallbacksWork) {
   EXPECT_EQ(value, 81);
   EXPECT_TRUE(error_seen);
   EXPECT_EQ(map_size, 10u);
+}
+
+// A thread waiting for a result polls MPI itself meanwhile (the hub's thread sleeps), but the
+// callbacks given at submission still run as the local pool runs them: on one thread of the
+// pool's own, never inside a user's wait.
+TEST(DistPool, CallbacksRunOnOneThreadOfThePoolsWhileAWaiterPolls) {
+  Pool pool(cluster_options());
+  std::mutex m;
+  std::set<std::thread::id> threads;
+  std::atomic<int> called{0};
+  std::vector<AsyncResult<int>> with_callbacks;
+  std::vector<AsyncResult<int>> plain;
+  for (int i = 0; i < 20; ++i) {
+    with_callbacks.push_back(
+        pool.apply_async(disttasks::square, std::tuple{i}, {.callback = [&](const int&) {
+                           std::scoped_lock lock(m);
+                           threads.insert(std::this_thread::get_id());
+                           ++called;
+                         }}));
+    plain.push_back(pool.apply_async(disttasks::square, i));
+  }
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(plain[static_cast<std::size_t>(i)].get(kLimit), i * i);
+  for (int i = 0; i < 20; ++i)
+    EXPECT_EQ(with_callbacks[static_cast<std::size_t>(i)].get(kLimit), i * i);
+  for (int i = 0; i < 500 && called < 20; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(called, 20);
+  std::scoped_lock lock(m);
+  EXPECT_EQ(threads.size(), 1u);
+  EXPECT_EQ(threads.count(std::this_thread::get_id()), 0u);
 }
 
 TEST(DistPool, TaskExceptionsKeepTheirTypes) {
