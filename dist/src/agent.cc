@@ -9,7 +9,6 @@
 #include <cstring>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -31,43 +30,34 @@
 namespace mproc::dist {
 namespace {
 
-// Where the answers for rank 0 go, sent at once by the agent's thread (which also takes the local
-// pool's results); and which local jobs run which of rank 0's jobs (for 'K').
+// Where the answers for rank 0 go, sent at once; and which local jobs run which of rank 0's jobs
+// (for 'K'). Only the agent's one thread touches it (it polls MPI and takes the local pool's
+// results, which is where answers come from), so it takes no lock.
 class Outbox {
  public:
   explicit Outbox(Link& link) : link_(link) {}
 
   // ValueError when the message is too large for MPI.
   void post(std::string message) {
-    std::scoped_lock lock(mutex_);
     if (closed_) return;  // rank 0's program has ended: nobody waits for it
     link_.send(0, std::move(message));
   }
   // No more answers: rank 0 has stopped listening.
-  void close() {
-    std::scoped_lock lock(mutex_);
-    closed_ = true;
-  }
-  void remember(std::uint64_t job, std::uint64_t local) {
-    std::scoped_lock lock(mutex_);
-    local_jobs_[job].push_back(local);
-  }
+  void close() { closed_ = true; }
+  void remember(std::uint64_t job, std::uint64_t local) { local_jobs_[job].push_back(local); }
   void forget(std::uint64_t job, std::uint64_t local) {
-    std::scoped_lock lock(mutex_);
     auto it = local_jobs_.find(job);
     if (it == local_jobs_.end()) return;
     std::erase(it->second, local);
     if (it->second.empty()) local_jobs_.erase(it);
   }
   std::vector<std::uint64_t> locals_of(std::uint64_t job) {
-    std::scoped_lock lock(mutex_);
     auto it = local_jobs_.find(job);
     return it == local_jobs_.end() ? std::vector<std::uint64_t>{} : it->second;
   }
 
  private:
   Link& link_;
-  std::mutex mutex_;
   bool closed_ = false;
   std::unordered_map<std::uint64_t, std::vector<std::uint64_t>> local_jobs_;
 };

@@ -399,12 +399,7 @@ void Hub::run() {
 
   // From here on, this thread holds the polling for good: no helper uses the Link any more.
   while (polling_.test_and_set(std::memory_order_acquire)) std::this_thread::yield();
-  std::deque<Link::Message> handed;
-  {
-    std::scoped_lock lock(mutex_);
-    handed.swap(handed_over_);
-  }
-  for (const Link::Message& message : handed) take(message);
+  take_handed_over();
   for (int r = 1; r < link->size(); ++r) link->send(r, std::string(1, kStop));
   link->flush();
   std::vector<std::pair<std::shared_ptr<detail::Job>, std::uint32_t>> left;
@@ -428,13 +423,7 @@ void Hub::run() {
 Hub::Round Hub::round(Link& link) {
   Round r;
   if (!t_helping && handed_over_pending_.load(std::memory_order_acquire)) {
-    std::deque<Link::Message> handed;
-    {
-      std::scoped_lock lock(mutex_);
-      handed.swap(handed_over_);
-      handed_over_pending_.store(false, std::memory_order_relaxed);
-    }
-    for (const Link::Message& message : handed) take(message);
+    take_handed_over();
     r.worked = true;
   }
   while (link.poll(message_)) {
@@ -453,6 +442,16 @@ Hub::Round Hub::round(Link& link) {
   }
   r.sending = link.progress();
   return r;
+}
+
+void Hub::take_handed_over() {
+  std::deque<Link::Message> handed;
+  {
+    std::scoped_lock lock(mutex_);
+    handed.swap(handed_over_);
+    handed_over_pending_.store(false, std::memory_order_relaxed);
+  }
+  for (const Link::Message& message : handed) take(message);
 }
 
 template <class Awake>

@@ -134,6 +134,7 @@ class Hub {
   std::shared_ptr<detail::Job> answered(const Link::Message& message, std::uint64_t job,
                                         std::uint32_t chunk, std::uint64_t& owner);
   void take(const Link::Message& message) noexcept;  // on_message, a failure logged
+  void take_handed_over();                           // on the hub's thread, which holds the polling
   // After a chunk's result was delivered or failed (so that join() returns only then).
   void delivered(std::uint64_t owner, std::size_t chunks);
   // Under mutex_: sends what may be sent now (kills, then chunks by credit), from the calling
@@ -170,6 +171,8 @@ class Hub {
   Link::Message message_;                        // the polling thread's
   std::atomic<int> helpers_{0};                  // waiting threads that poll (help)
   std::deque<Link::Message> handed_over_;        // answers a helper left to this thread
+  // !handed_over_.empty(), readable without mutex_: every round of the hub's thread looks, and
+  // a round that takes no lock for it keeps a spinning round trip short.
   std::atomic<bool> handed_over_pending_{false};
   std::atomic<bool> in_flight_{false};  // a chunk is at an agent (under mutex_)
   // While the hub's thread sleeps: when it wakes on its own (steady_clock, ns); else 0.
