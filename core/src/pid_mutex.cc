@@ -160,12 +160,15 @@ LockResult PidMutex::lock(const Deadline& deadline) {
                                   Deadline::at(std::min(deadline.when(), check_at)));
     taken = me | kWaiters;
     if (!woken) {
-      if (deadline.expired()) return LockResult::kTimedOut;
+      // The holder is checked even when the caller's deadline has passed: a lock that may not
+      // wait still takes a dead holder's mutex over (a queue's get_nowait past a record whose
+      // producer died).
       std::uint64_t now = word_.load(std::memory_order_relaxed);
       if (now != 0 && (now & ~kWaiters) == (seen & ~kWaiters) && holder_is_dead(now) &&
           word_.compare_exchange_strong(now, me | kWaiters, std::memory_order_acquire,
                                         std::memory_order_relaxed))
         return LockResult::kOwnerDied;
+      if (deadline.expired()) return LockResult::kTimedOut;
     }
     seen = word_.load(std::memory_order_relaxed);
   }

@@ -36,7 +36,8 @@ class PidMutex {
   PidMutex& operator=(const PidMutex&) = delete;
 
   // Blocks until held or the deadline passes (kTimedOut); kOwnerDied when taken over from a
-  // holder that died (the protected data may be half-updated).
+  // holder that died (the protected data may be half-updated). A deadline already past still
+  // finds a dead holder.
   LockResult lock(const Deadline& deadline = Deadline::never());
   // Non-blocking: kTimedOut when held elsewhere (a dead holder is only found by lock()).
   LockResult try_lock() noexcept;

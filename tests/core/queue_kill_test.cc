@@ -2,6 +2,7 @@
 // ring, out of line, in the overflow chunks, holding the queue's robust mutex or not) leave no
 // half-written item behind, lose no complete item and hang nobody.
 #include <signal.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -216,6 +217,70 @@ TEST(QueueKill, ConsumerKilledInsideItsClaimHoldingTheLockLeavesTheItemQueued) {
   q.put("after", Deadline::after(2s));
   q.get(out, Deadline::after(2s));
   EXPECT_EQ(out, "after");
+}
+
+// A producer that dies copying a large item into the ring, outside the queue's lock, its record
+// already reserved: the item's bytes run into a page it may not read, and the fault ends it.
+class ProducerDeadMidCopy {
+ public:
+  explicit ProducerDeadMidCopy(detail::ByteQueue& q) {
+    const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+    size_ = kReadable + page;
+    map_ = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    EXPECT_NE(map_, MAP_FAILED);
+    EXPECT_EQ(::mprotect(static_cast<char*>(map_) + kReadable, page, PROT_NONE), 0);
+    pid_t producer = fork_child([&] {
+      struct sigaction on_fault {};
+      on_fault.sa_handler = [](int) { ::_exit(3); };  // before a sanitizer's own handler
+      ::sigaction(SIGSEGV, &on_fault, nullptr);
+      q.put(std::string_view(static_cast<const char*>(map_), size_), Deadline::never());
+      return 0;
+    });
+    EXPECT_EQ(wait_child(producer, 10s).code, 3) << "the producer was to fault in its copy";
+  }
+  ~ProducerDeadMidCopy() { ::munmap(map_, size_); }
+  ProducerDeadMidCopy(const ProducerDeadMidCopy&) = delete;
+  ProducerDeadMidCopy& operator=(const ProducerDeadMidCopy&) = delete;
+
+ private:
+  static constexpr std::size_t kReadable = std::size_t{1} << 20;
+  void* map_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+TEST(QueueKill, AProducerDeadWhileCopyingALargeItemOutsideTheLockLeavesNoHole) {
+  detail::ByteQueue q(QueueOptions{});
+  q.put("before", Deadline::never());
+  ProducerDeadMidCopy dead(q);
+  q.put("after", Deadline::never());
+  EXPECT_EQ(q.qsize(), 3u);  // the dead put's reservation, until a get finds it dead
+  std::string out;
+  q.get(out, Deadline::after(5s));
+  EXPECT_EQ(out, "before");
+  q.get(out, Deadline::after(5s));  // past the dead record, once its writer slot is taken over
+  EXPECT_EQ(out, "after");
+  EXPECT_EQ(q.qsize(), 0u);
+  // The dead put counts as never made: join() does not wait for a task_done() for it.
+  q.task_done();
+  q.task_done();
+  EXPECT_TRUE(q.join(Deadline::after(2s)));
+  // The ring and every writer slot still work, large items included.
+  const std::string large(std::size_t{256} << 10, 'x');
+  for (int i = 0; i < 8; ++i) q.put(large, Deadline::never());
+  for (int i = 0; i < 8; ++i) {
+    q.get(out, Deadline::after(5s));
+    EXPECT_EQ(out, large);
+  }
+}
+
+TEST(QueueKill, AGetThatMayNotWaitStillMovesPastADeadProducersRecord) {
+  detail::ByteQueue q(QueueOptions{});
+  ProducerDeadMidCopy dead(q);
+  q.put("after", Deadline::never());
+  std::string out;
+  q.get(out, Deadline::now());
+  EXPECT_EQ(out, "after");
+  EXPECT_THROW(q.get(out, Deadline::now()), Empty);
 }
 
 }  // namespace

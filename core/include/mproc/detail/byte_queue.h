@@ -11,9 +11,12 @@
 // items follow them there until they drain, so the order stays FIFO. Every structure change
 // happens under one process-shared mutex whose waiters take it over from a holder that died
 // (PidMutex) and is committed by a single store after the bytes are copied, so a process
-// SIGKILLed in the middle of a put or a get leaves no half-written item and loses none. Waiters
-// spin on the commit count, then sleep on futex words; a put or get makes no system call while
-// nobody sleeps.
+// SIGKILLed in the middle of a put or a get leaves no half-written item and loses none. A large
+// item (64 KiB and more) is copied into the ring after the commit that reserves its record,
+// outside the mutex, so that its copy overlaps with a consumer's copy of the item before it; a
+// get waits for such a record to be published, and skips it if its producer died copying (that
+// put never returned). Waiters spin on the commit count, then sleep on futex words; a put or get
+// makes no system call while nobody sleeps.
 //
 // Thread safety: every member function may be called from several threads and processes.
 // Fork safety: a forked child may use the handles it inherited. Lifetime: copies are handles to
