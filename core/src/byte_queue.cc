@@ -427,6 +427,15 @@ struct ByteQueue::Impl {
     word_at(pos).store(word, std::memory_order_release);
   }
 
+  // The word of the ring's first record in `s`, moving `s.head` past a padding record before it.
+  [[nodiscard]] std::uint64_t head_word(State& s) const noexcept {
+    std::uint64_t word = read_word(s.head);
+    if (word & kPadding) {
+      s.head += word & ~kPadding;
+      word = read_word(s.head);
+    }
+    return word;
+  }
   // Takes the ring's head record off `s`; `next` is where the record after it starts.
   void pop_ring_record(State& s, std::uint64_t next) const noexcept {
     s.head = next;
@@ -690,39 +699,33 @@ void ByteQueue::get_view(const Deadline& deadline, ItemSink sink,
   for (;;) {
     State s = lock.state();
     if (s.items() != 0) {
-      if (s.ring_items != 0) {
-        std::uint64_t at = s.head;
-        std::uint64_t word = q.read_word(at);
-        if (word & kPadding) {
-          at += word & ~kPadding;
-          word = q.read_word(at);
-        }
-        if (word & kPending) {
-          const int writer = writer_of(word);
-          if (held && held->index() == writer) {
-            // Still pending while this get holds its slot: its producer died before it
-            // finished. Its put never returned; the record goes as if it was never made.
-            held.reset();
-            q.pop_ring_record(s, at + record_size(record_length(word)));
-            if (s.unfinished != 0) --s.unfinished;
-            lock.commit(s);
-            const bool putters = take_sleepers(h.space);
-            const bool joiners = s.unfinished == 0 && take_sleepers(h.done);
-            lock.unlock();
-            if (putters) wake(h.space);
-            if (joiners) wake(h.done);
-            lock.lock();
-            continue;
-          }
+      const std::uint64_t word = s.ring_items != 0 ? q.head_word(s) : 0;
+      if (word & kPending) {
+        const std::uint64_t at = s.head;
+        const int writer = writer_of(word);
+        if (held && held->index() == writer) {
+          // Still pending while this get holds its slot: its producer died before it
+          // finished. Its put never returned; the record goes as if it was never made.
           held.reset();
+          q.pop_ring_record(s, at + record_size(record_length(word)));
+          if (s.unfinished != 0) --s.unfinished;
+          lock.commit(s);
+          const bool putters = take_sleepers(h.space);
+          const bool joiners = s.unfinished == 0 && take_sleepers(h.done);
           lock.unlock();
-          if (!q.await_published(at, word)) {
-            held.emplace(h.writers[writer].mutex, writer, deadline);
-            if (!held->holds()) throw Empty();
-          }
+          if (putters) wake(h.space);
+          if (joiners) wake(h.done);
           lock.lock();
           continue;
         }
+        held.reset();
+        lock.unlock();
+        if (!q.await_published(at, word)) {
+          held.emplace(h.writers[writer].mutex, writer, deadline);
+          if (!held->holds()) throw Empty();
+        }
+        lock.lock();
+        continue;
       }
       held.reset();
       // Read in place first, commit after: a consumer killed while copying takes nothing.
@@ -733,11 +736,6 @@ void ByteQueue::get_view(const Deadline& deadline, ItemSink sink,
       std::string_view item;
       const bool from_chunks = s.ring_items == 0;
       if (!from_chunks) {
-        std::uint64_t word = q.read_word(s.head);
-        if (word & kPadding) {
-          s.head += word & ~kPadding;
-          word = q.read_word(s.head);
-        }
         std::uint64_t len = record_length(word);
         if (word & kOutOfLine) {
           std::string name(len, '\0');
