@@ -218,8 +218,11 @@ void PoolEngine::take_task(std::string& message, bool& have_role,
         have_role = d.role.compare_exchange_strong(role, Doorbells::kRoleSpinning,
                                                    std::memory_order_seq_cst);
         if (!have_role) continue;
-      } else if (role == Doorbells::kRoleBusy && waiting()) {
-        if (try_take()) return;  // a chunk put while the holder runs one
+      } else if (waiting()) {
+        // Chunks wait (put while the holder runs one, or more than the spinner can take): this
+        // worker takes one itself. Sleeping until the spinner hands the role on would cost a
+        // futex wake-up for every chunk of a backlog.
+        if (try_take()) return;
         continue;
       } else {
         std::uint32_t seq = d.role_seq.load(std::memory_order_seq_cst);
