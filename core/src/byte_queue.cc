@@ -187,7 +187,7 @@ class Locked {
  public:
   explicit Locked(Header& header) : header_(header) { lock(); }
   ~Locked() {
-    if (held_) header_.mutex.unlock();
+    if (held_) header_.mutex.unlock_held();
   }
   Locked(const Locked&) = delete;
   Locked& operator=(const Locked&) = delete;
@@ -205,7 +205,7 @@ class Locked {
   }
   void unlock() {
     held_ = false;
-    header_.mutex.unlock();
+    header_.mutex.unlock_held();
   }
   [[nodiscard]] State state() const noexcept {
     const std::uint32_t live = header_.current.load(std::memory_order_relaxed) & 1u;
@@ -335,11 +335,7 @@ class HeldWriter {
   HeldWriter(PidMutex& mutex, int index, const Deadline& deadline)
       : mutex_(mutex), index_(index), held_(mutex.lock(deadline) != LockResult::kTimedOut) {}
   ~HeldWriter() {
-    if (!held_) return;
-    try {
-      mutex_.unlock();
-    } catch (...) {  // held by this process: cannot happen
-    }
+    if (held_) mutex_.unlock_held();
   }
   HeldWriter(const HeldWriter&) = delete;
   HeldWriter& operator=(const HeldWriter&) = delete;
@@ -458,10 +454,7 @@ struct ByteQueue::Impl {
     ring_write(at + kRecordHeader, item.a.data(), item.a.size());
     ring_write(at + kRecordHeader + item.a.size(), item.b.data(), item.b.size());
     write_word(at, item.size());
-    try {
-      header->writers[writer].mutex.unlock();
-    } catch (...) {  // held by this process since take_writer: cannot happen
-    }
+    header->writers[writer].mutex.unlock_held();  // held since take_writer
   }
 
   // Outside the lock: spins while the record at `at` still holds `pending`, for about as long as

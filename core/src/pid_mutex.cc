@@ -178,6 +178,10 @@ void PidMutex::unlock() {
   const std::uint64_t held = word_.load(std::memory_order_relaxed);
   if (held == 0 || (held & ~kWaiters) != self())
     throw ValueError("cannot release a lock held by another process");
+  unlock_held();
+}
+
+void PidMutex::unlock_held() noexcept {
   if (word_.exchange(0, std::memory_order_release) & kWaiters) futex_wake(futex_of(word_), 1);
 }
 

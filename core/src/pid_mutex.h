@@ -48,6 +48,8 @@ class PidMutex {
   }
   // Throws ValueError when this process does not hold it.
   void unlock();
+  // For a caller that holds it by construction (an RAII owner): nothing to check or throw.
+  void unlock_held() noexcept;
 
  private:
   // 0 when free; else the holder's tag (high half: ticks since boot at a moment it ran) and pid
