@@ -129,6 +129,9 @@ struct Header {
   alignas(64) PidMutex mutex;
   // Commits so far; its low bit picks the live copy of the state.
   alignas(64) std::atomic<std::uint32_t> current{0};
+  // The live state's item count, stored by each commit beside `current` (a line that commit
+  // writes anyway): what approx_qsize() reads without the lock.
+  std::atomic<std::uint64_t> items_now{0};
   alignas(64) RingState ring[2];
   alignas(64) OverflowState overflow[2];
   // Read by every operation, written once.
@@ -193,14 +196,16 @@ class Locked {
   Locked& operator=(const Locked&) = delete;
 
   void lock() {
-    // kOwnerDied needs no repair: see State.
+    // kOwnerDied needs no repair of the state (see State), only of its count for spinners: the
+    // dead holder may have stored a count and died before the commit that went with it.
     if (!spin_until(
             [&] {
               return header_.mutex.looks_free() &&
                      header_.mutex.try_lock() != LockResult::kTimedOut;
             },
-            100))
-      header_.mutex.lock();
+            100) &&
+        header_.mutex.lock() == LockResult::kOwnerDied)
+      header_.items_now.store(state().items(), std::memory_order_relaxed);
     held_ = true;
   }
   void unlock() {
@@ -223,6 +228,7 @@ class Locked {
     // leaves its cache line shared, where writing it would move the line to this core.
     if (!(header_.overflow[spare] == static_cast<const OverflowState&>(next)))
       header_.overflow[spare] = next;
+    header_.items_now.store(next.items(), std::memory_order_relaxed);
     header_.current.store(now + 1, std::memory_order_release);
   }
 
@@ -802,6 +808,10 @@ void ByteQueue::get_view(const Deadline& deadline, ItemSink sink,
 std::size_t ByteQueue::qsize() const {
   Locked lock(*impl_->header);
   return lock.state().items();
+}
+
+std::size_t ByteQueue::approx_qsize() const noexcept {
+  return impl_->header->items_now.load(std::memory_order_seq_cst);
 }
 
 std::size_t ByteQueue::maxsize() const noexcept { return impl_->header->maxsize; }

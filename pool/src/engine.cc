@@ -127,7 +127,9 @@ Doorbells& PoolEngine::doorbells() const { return *static_cast<Doorbells*>(slots
 void PoolEngine::post_task(std::string_view message) {
   Doorbells& d = doorbells();
   tasks_.put(message, Deadline::never());  // unbounded: never blocks
-  d.tasks_posted.fetch_add(1, std::memory_order_seq_cst);
+  // Pairs with a worker's going to sleep (worker_main.cc): either it sees the task in the queue's
+  // count, or this thread sees it idle or asleep below.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
   // No worker spins (the holder of the role runs a chunk, or they all sleep): wake one.
   std::uint32_t role = d.role.load(std::memory_order_seq_cst);
   if ((role == Doorbells::kRoleBusy || role == Doorbells::kRoleIdle) &&

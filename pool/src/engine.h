@@ -47,14 +47,12 @@ struct WorkerSlot {
   std::atomic<std::uint64_t> results_read{0};
 };
 
-// Counters beside the slots that let waiters spin on a plain load instead of the queue's lock:
-// every put on the task queue bumps tasks_posted, every take bumps tasks_taken (under the queue's
-// lock, in the claim), and every put on the result queue bumps results_posted. They are only
-// hints for spinning (a process killed between a put and its bump leaves a count behind):
-// nothing but a short spin depends on them.
+// Doorbells beside the slots that let waiters spin on a plain load instead of the queue's lock.
+// Every put on the result queue bumps results_posted, a hint only (a process killed between a
+// put and its bump leaves the count behind): nothing but a short spin depends on it. Workers
+// spin on the task queue's own count instead (ByteQueue::approx_qsize), which a killed process
+// cannot leave wrong.
 struct Doorbells {
-  alignas(64) std::atomic<std::uint64_t> tasks_posted{0};
-  alignas(64) std::atomic<std::uint64_t> tasks_taken{0};
   alignas(64) std::atomic<std::uint64_t> results_posted{0};
   // The "spinner" role among idle workers (worker_main.cc): one worker at a time spins for the
   // next chunk; the others sleep on `role_seq` rather than in the queue, so that a chunk put

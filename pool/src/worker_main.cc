@@ -190,17 +190,12 @@ std::size_t resident_bytes(int& statm) noexcept {
 void PoolEngine::take_task(std::string& message, bool& have_role,
                            const std::function<void(std::string_view)>& claim) {
   Doorbells& d = doorbells();
-  auto counted_claim = [&](std::string_view item) {
-    d.tasks_taken.fetch_add(1, std::memory_order_seq_cst);
-    claim(item);
-  };
-  auto waiting = [&] {
-    return static_cast<std::int64_t>(d.tasks_posted.load(std::memory_order_seq_cst) -
-                                     d.tasks_taken.load(std::memory_order_seq_cst)) > 0;
-  };
+  // The queue's own count, exact as of its last commit: a chunk is waiting when it says so, save
+  // for the moment another worker takes it.
+  auto waiting = [&] { return tasks_.approx_qsize() != 0; };
   auto try_take = [&] {
     try {
-      tasks_.get(message, Deadline::now(), counted_claim);
+      tasks_.get(message, Deadline::now(), claim);
       return true;
     } catch (const Empty&) {  // another worker was first
       return false;
@@ -257,15 +252,7 @@ void PoolEngine::take_task(std::string& message, bool& have_role,
     // role still read "spinning" rang no bell: look once more after saying "idle".
     d.role.store(Doorbells::kRoleIdle, std::memory_order_seq_cst);
     have_role = false;
-    // The counters are hints (a worker killed inside its claim leaves tasks_taken one ahead):
-    // before sleeping, ask the queue itself, and set the hint right.
-    const auto queued = static_cast<std::int64_t>(tasks_.qsize());
-    const auto hinted = static_cast<std::int64_t>(d.tasks_posted.load(std::memory_order_seq_cst) -
-                                                  d.tasks_taken.load(std::memory_order_seq_cst));
-    if (queued != hinted)
-      d.tasks_taken.fetch_add(static_cast<std::uint64_t>(hinted - queued),
-                              std::memory_order_seq_cst);
-    if (queued > 0 || waiting()) continue;
+    if (waiting()) continue;
     std::uint32_t seq = d.role_seq.load(std::memory_order_seq_cst);
     d.role_sleepers.fetch_add(1, std::memory_order_seq_cst);
     if (!should_look()) (void)futex_wait(d.role_seq, seq, Deadline::never());

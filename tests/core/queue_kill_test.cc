@@ -209,11 +209,14 @@ TEST(QueueKill, ConsumerKilledInsideItsClaimHoldingTheLockLeavesTheItemQueued) {
   });
   EXPECT_EQ(wait_child(consumer, 10s).code, -SIGKILL);
   EXPECT_EQ(q.qsize(), 2u);
+  EXPECT_EQ(q.approx_qsize(), 2u);  // what spinning waiters read: nothing taken
   std::string out;
   q.get(out, Deadline::after(2s));
   EXPECT_EQ(out, "kept");
+  EXPECT_EQ(q.approx_qsize(), 1u);
   q.get(out, Deadline::after(2s));
   EXPECT_EQ(out, "next");
+  EXPECT_EQ(q.approx_qsize(), 0u);
   q.put("after", Deadline::after(2s));
   q.get(out, Deadline::after(2s));
   EXPECT_EQ(out, "after");

@@ -554,6 +554,24 @@ TEST(ByteQueue, GetWithClaimHandsTheItemToTheClaim) {
   EXPECT_EQ(q.qsize(), 1u);
 }
 
+TEST(ByteQueue, TheCountReadWithoutTheLockFollowsEveryCommitInTheRingAndOutOfIt) {
+  // A ring of 4 KiB: the 3 KiB items go out of line (parcels, then an overflow chunk).
+  detail::ByteQueue q(QueueOptions{.capacity = 4096});
+  const std::string large(3000, 'x');
+  EXPECT_EQ(q.approx_qsize(), 0u);
+  q.put("small", Deadline::never());
+  for (int i = 0; i < 3; ++i) q.put(large, Deadline::never());
+  EXPECT_EQ(q.approx_qsize(), 4u);
+  EXPECT_EQ(q.approx_qsize(), q.qsize());
+  std::string out;
+  for (int left = 3; left >= 0; --left) {
+    q.get(out, Deadline::now());
+    EXPECT_EQ(q.approx_qsize(), static_cast<std::size_t>(left));
+  }
+  EXPECT_THROW(q.get(out, Deadline::now()), Empty);
+  EXPECT_EQ(q.approx_qsize(), 0u);
+}
+
 TEST(ByteQueue, AThrowingClaimLeavesTheItemQueued) {
   detail::ByteQueue q(QueueOptions{});
   q.put("only", Deadline::never());

@@ -106,6 +106,10 @@ class ByteQueue {
                 const std::function<void(std::string_view item)>* claim = nullptr);
 
   [[nodiscard]] std::size_t qsize() const;
+  // The item count as of the last commit, read without the lock (one load of a line that every
+  // put and get writes anyway): a hint for a waiter that spins, possibly stale by the time it is
+  // used. Never off for longer than that, even after a process died holding the lock.
+  [[nodiscard]] std::size_t approx_qsize() const noexcept;
   [[nodiscard]] std::size_t maxsize() const noexcept;
   [[nodiscard]] bool full() const;
   [[nodiscard]] bool is_shutdown() const noexcept;
