@@ -144,10 +144,7 @@ void PoolEngine::ring_role(bool all) noexcept {
     futex_wake(d.role_seq, all ? INT_MAX : 1);
 }
 
-void PoolEngine::post_result(std::string_view message) {
-  results_.put(message, Deadline::never());
-  doorbells().results_posted.fetch_add(1, std::memory_order_release);
-}
+void PoolEngine::post_result(std::string_view message) { results_.put(message, Deadline::never()); }
 
 void PoolEngine::wait_for_zygote() noexcept {
   if (zygote_process_) {
@@ -304,16 +301,7 @@ void PoolEngine::fail_everything(const std::exception_ptr& error) {
 
 // ---- the collector ----
 
-namespace {
-// A driven collector (collect_until) looks at the result queue itself, not only at its doorbell,
-// once in this many polls.
-constexpr std::uint32_t kPollsPerLook = 64;
-}  // namespace
-
-bool PoolEngine::results_pending() const noexcept {
-  return static_cast<std::int64_t>(doorbells().results_posted.load(std::memory_order_acquire) -
-                                   collecting_.taken) > 0;
-}
+bool PoolEngine::results_pending() const noexcept { return results_.approx_qsize() != 0; }
 
 Deadline PoolEngine::look_at_timed() {
   // Only while tasks with a timeout are about (or SIGKILLs are due): a look at them, and a
@@ -334,7 +322,6 @@ bool PoolEngine::take_result(const Deadline& until) {
   } catch (const Empty&) {
     return false;
   }
-  ++c.taken;
   reserve_for_large(c.message);
   return true;
 }
@@ -344,7 +331,7 @@ void PoolEngine::collect() {
   while (!c.ended) {
     Deadline until = look_at_timed();
     try {
-      // While the doorbell shows no more, this thread spins briefly before it sleeps in the
+      // While the queue shows no more, this thread spins briefly before it sleeps in the
       // queue (a wake-up costs more than a whole round trip).
       if (c.streaming) (void)spin_for([this] { return results_pending(); }, kSpinBudget);
       if (!take_result(until)) continue;  // time for the next look
@@ -365,10 +352,8 @@ std::size_t PoolEngine::collect_until(const Deadline& until) {
       // A wait, as the collector thread's: in the queue, until `until` or the next look.
       if (!take_result(look.when() < until.when() ? look : until)) continue;
     } else {
-      // A poll: the doorbell first, so that a poll with nothing to take costs no lock. Every
-      // so often the queue itself, for a put whose ring was lost (its process was killed in
-      // between): the doorbell then lags one behind for good.
-      if (!results_pending() && ++c.quiet_polls % kPollsPerLook != 0) break;
+      // A poll: the count first, so that a poll with nothing to take costs no lock.
+      if (!results_pending()) break;
       if (!take_result(Deadline::now())) break;
     }
     ++handled;

@@ -47,13 +47,9 @@ struct WorkerSlot {
   std::atomic<std::uint64_t> results_read{0};
 };
 
-// Doorbells beside the slots that let waiters spin on a plain load instead of the queue's lock.
-// Every put on the result queue bumps results_posted, a hint only (a process killed between a
-// put and its bump leaves the count behind): nothing but a short spin depends on it. Workers
-// spin on the task queue's own count instead (ByteQueue::approx_qsize), which a killed process
-// cannot leave wrong.
+// What the pool and its workers share beside the slots, apart from the queues. Waiters spin on
+// the queues' own counts (ByteQueue::approx_qsize), which no killed process can leave wrong.
 struct Doorbells {
-  alignas(64) std::atomic<std::uint64_t> results_posted{0};
   // The "spinner" role among idle workers (worker_main.cc): one worker at a time spins for the
   // next chunk; the others sleep on `role_seq` rather than in the queue, so that a chunk put
   // while one worker is spinning wakes nobody (on a machine with few CPUs, every other waking
@@ -194,7 +190,7 @@ class PoolEngine : public Engine, public std::enable_shared_from_this<PoolEngine
 
   WorkerSlot& slot(std::uint32_t index) const;
   Doorbells& doorbells() const;
-  // Puts on the queues, ringing the doorbells.
+  // Puts on the queues (a task may wake a sleeping worker).
   void post_task(std::string_view message);
   void post_result(std::string_view message);
   // Wakes workers sleeping on the role (`all`, or one).
@@ -210,14 +206,12 @@ class PoolEngine : public Engine, public std::enable_shared_from_this<PoolEngine
   struct Collecting {
     std::string message;
     LargeBytes remote_results;
-    std::uint64_t taken = 0;  // messages taken so far, against the doorbell's count of puts
     Clock::time_point next_look = Clock::time_point::min();  // when watch() looks again
     bool streaming = false;  // the last message was a chunk's results
     bool ended = false;      // told to stop, or the pool closed and its last worker left
-    std::uint32_t quiet_polls = 0;
   };
   void collect();  // the collector thread
-  // Whether the doorbell shows a result not taken yet (a hint: see Doorbells).
+  // Whether the result queue's count, read without its lock, shows a message (a hint).
   [[nodiscard]] bool results_pending() const noexcept;
   // Looks at timed tasks when it is time; returns the deadline for the wait for a message.
   Deadline look_at_timed();
