@@ -347,23 +347,23 @@ class ResultState : public Job {
   }
 
   void fail(std::uint32_t, std::exception_ptr error) override {
-    Waiters waiters;
+    std::unique_ptr<Listeners> waiters;  // taken under mutex_, told after it
     {
       std::scoped_lock lock(mutex_);
       if (ready_) return;
       error_ = error;
       ready_ = true;
       ready_seen_.store(true, std::memory_order_release);
-      waiters.take(*this);
+      waiters = std::move(listeners_);
     }
     cv_.notify_all();
     if (callbacks_) run_callback(callbacks_->on_error, error);
-    waiters.run();
+    if (waiters) waiters->run();
   }
 
   template <class... V>
   void set_value(V&&... v) {
-    Waiters waiters;
+    std::unique_ptr<Listeners> waiters;  // taken under mutex_, told after it
     {
       std::scoped_lock lock(mutex_);
       if (ready_) return;
@@ -374,7 +374,7 @@ class ResultState : public Job {
       }
       ready_ = true;
       ready_seen_.store(true, std::memory_order_release);
-      waiters.take(*this);
+      waiters = std::move(listeners_);
     }
     cv_.notify_all();
     if (callbacks_ && callbacks_->on_success) {
@@ -384,7 +384,7 @@ class ResultState : public Job {
         run_callback(callbacks_->on_success, *slot_.value);  // no writer after ready_ but take()
       }
     }
-    waiters.run();
+    if (waiters) waiters->run();
   }
 
   bool wait(const Deadline& deadline) {
@@ -434,22 +434,6 @@ class ResultState : public Job {
   }
 
  private:
-  // What is told once the result is ready (taken under mutex_, run after it).
-  struct Waiters {
-    std::vector<std::function<void()>> callbacks;
-    std::vector<std::weak_ptr<DoneSignal>> signals;
-    void take(ResultState& state) {
-      if (!state.listeners_) return;
-      callbacks.swap(state.listeners_->done_callbacks);
-      signals.swap(state.listeners_->signals);
-    }
-    void run() {
-      for (auto& fn : callbacks) run_callback(fn);
-      for (auto& s : signals)
-        if (auto signal = s.lock()) signal->notify();
-    }
-  };
-
   std::unique_ptr<WaitHelp> wait_help() {
     std::weak_ptr<JobControl> control;
     {
@@ -468,9 +452,14 @@ class ResultState : public Job {
     OnSuccess on_success;
     OnError on_error;
   };
-  struct Listeners {  // added before the result was ready
+  struct Listeners {  // added before the result was ready; told once it is
     std::vector<std::function<void()>> done_callbacks;
     std::vector<std::weak_ptr<DoneSignal>> signals;
+    void run() {
+      for (auto& fn : done_callbacks) run_callback(fn);
+      for (auto& s : signals)
+        if (auto signal = s.lock()) signal->notify();
+    }
   };
   Listeners& listeners() {  // under mutex_
     if (!listeners_) listeners_ = std::make_unique<Listeners>();
