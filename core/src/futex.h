@@ -20,15 +20,36 @@ bool futex_wait(const FutexWord& word, std::uint32_t expected, const Deadline& d
 // Wakes up to `count` sleepers on `word` (INT_MAX: all). Returns how many were woken.
 int futex_wake(const FutexWord& word, int count) noexcept;
 
+// Tells the core that this is a spin loop (on x86: frees the pipeline for a sibling hyperthread,
+// and spares the pipeline flush when the awaited write arrives).
+inline void cpu_pause() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
 // Spins briefly (a few microseconds, with a pause instruction) while `done()` is false; returns
 // done()'s last value. For the fast path where the peer is awake and about to act.
 template <class Done>
 bool spin_until(Done&& done, int iterations = 200) {
   for (int i = 0; i < iterations; ++i) {
     if (done()) return true;
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
+    cpu_pause();
+  }
+  return done();
+}
+
+// As spin_until, but looking less and less often: 1, 2, 4 ... up to `max_gap` pauses between
+// looks, `budget` pauses in all. For a word that another core writes on every operation, as a
+// lock's: each look takes its cache line away from that core, and a holder that finds the lock
+// still free after its release takes it again for its next operation, so that two processes
+// each do several operations in a row instead of handing the lock over after every one.
+template <class Done>
+bool spin_until_backing_off(Done&& done, int max_gap, int budget) {
+  for (int gap = 1; budget > 0; budget -= gap) {
+    if (done()) return true;
+    for (int i = 0; i < gap; ++i) cpu_pause();
+    if (gap < max_gap) gap *= 2;
   }
   return done();
 }

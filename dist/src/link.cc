@@ -9,6 +9,8 @@
 
 #include "mproc/errors.h"
 
+#include "futex.h"
+
 namespace mproc::dist {
 
 namespace {
@@ -22,9 +24,7 @@ void prepare_mpi_environment() noexcept {
 void SpinLock::lock() noexcept {
   for (int i = 0; held_.test_and_set(std::memory_order_acquire); ++i) {
     if (i < 16) {
-#if defined(__x86_64__) || defined(__i386__)
-      __builtin_ia32_pause();
-#endif
+      detail::cpu_pause();
     } else {
       ::sched_yield();
     }

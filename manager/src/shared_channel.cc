@@ -11,6 +11,7 @@
 
 #include "mproc/process.h"
 
+#include "futex.h"
 #include "os_error.h"
 #include "protocol.h"
 #include "server_state.h"
@@ -75,9 +76,7 @@ std::uint32_t await_state(FutexWord& state, FutexWord& sleeping, SpinPolicy& spi
           spin.caught();
           return v;
         }
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#endif
+        cpu_pause();
       }
     } while (std::chrono::steady_clock::now() < until);
     spin.missed();
