@@ -183,16 +183,7 @@ void discard_handoff(const std::string& name) noexcept {
   untrack_segment(name, segment_owner(name));
 }
 
-// Holds the queue's mutex. Spins on try_lock first: critical sections are a few copies long,
-// so a contended lock is usually free again within a microsecond, much sooner than a futex round
-// trip. The spin backs off, up to kLockMaxGap pauses between looks and kLockSpinBudget in all
-// (about 16 us at the ~20 ns a pause takes on current x86): looking at every pause kept a
-// producer and a consumer on two CPUs in step, handing the lock and the lines it guards over at
-// every item. Measured on two CPUs (medians of 8 alternated runs): queue_64B_msgs 2.2 M items/s
-// before, 4.5 M with the backoff (Boost's message_queue: 2.7 to 4.2 M that hour); a longer gap
-// (128) gained little more there and cost the pool's apply_async_throughput about 9%.
-constexpr int kLockMaxGap = 64;
-constexpr int kLockSpinBudget = 800;
+// Holds the queue's mutex, spinning first (spin_to_lock).
 class Locked {
  public:
   explicit Locked(Header& header) : header_(header) { lock(); }
@@ -205,12 +196,9 @@ class Locked {
   void lock() {
     // kOwnerDied needs no repair of the state (see State), only of its count for spinners: the
     // dead holder may have stored a count and died before the commit that went with it.
-    if (!spin_until_backing_off(
-            [&] {
-              return header_.mutex.looks_free() &&
-                     header_.mutex.try_lock() != LockResult::kTimedOut;
-            },
-            kLockMaxGap, kLockSpinBudget) &&
+    if (!spin_to_lock([&] {
+          return header_.mutex.looks_free() && header_.mutex.try_lock() != LockResult::kTimedOut;
+        }) &&
         header_.mutex.lock() == LockResult::kOwnerDied)
       header_.items_now.store(state().items(), std::memory_order_relaxed);
     held_ = true;

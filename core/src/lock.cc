@@ -42,13 +42,11 @@ bool LockBase::acquire(const Deadline& deadline) {
   LockResult result = state_->mutex.try_lock();
   if (result == LockResult::kTimedOut && !deadline.expired()) {
     // The holder is often about to release: a short spin saves a sleep and a wake-up.
-    detail::spin_until(
-        [&] {
-          if (!state_->mutex.looks_free()) return false;
-          result = state_->mutex.try_lock();
-          return result != LockResult::kTimedOut;
-        },
-        100);
+    detail::spin_to_lock([&] {
+      if (!state_->mutex.looks_free()) return false;
+      result = state_->mutex.try_lock();
+      return result != LockResult::kTimedOut;
+    });
     if (result == LockResult::kTimedOut) result = state_->mutex.lock(deadline);
   }
   if (result == LockResult::kTimedOut) return false;
