@@ -46,9 +46,10 @@ bool spin_until(Done&& done, int iterations = 200) {
 // each do several operations in a row instead of handing the lock over after every one.
 template <class Done>
 bool spin_until_backing_off(Done&& done, int max_gap, int budget) {
-  for (int gap = 1; budget > 0; budget -= gap) {
+  for (int gap = 1; budget > 0;) {
     if (done()) return true;
     for (int i = 0; i < gap; ++i) cpu_pause();
+    budget -= gap;
     if (gap < max_gap) gap *= 2;
   }
   return done();
