@@ -80,5 +80,12 @@ std::size_t map_chunksize(const std::optional<std::size_t>& chunksize,
   return size;
 }
 
+std::vector<std::uint32_t> chunk_starts(std::size_t items, std::size_t chunksize) {
+  std::vector<std::uint32_t> starts((items + chunksize - 1) / chunksize);
+  for (std::size_t chunk = 0; chunk < starts.size(); ++chunk)
+    starts[chunk] = static_cast<std::uint32_t>(chunk * chunksize);
+  return starts;
+}
+
 }  // namespace detail
 }  // namespace mproc

@@ -228,6 +228,10 @@ struct JobLimits {
                                         const std::optional<std::chrono::nanoseconds>& timeout,
                                         std::size_t items, std::size_t workers);
 
+// Where each chunk of a map over `items` starts: chunk k at k * chunksize. Sized once, not grown:
+// a map of 200,000 chunks would otherwise copy it into fresh pages at every doubling.
+[[nodiscard]] std::vector<std::uint32_t> chunk_starts(std::size_t items, std::size_t chunksize);
+
 // Whether the last of Args is a TaskOptions (apply_async's limits, not an argument of fn).
 template <class... Args>
 constexpr bool last_is_task_options() {
@@ -479,21 +483,22 @@ class Pool {
     std::size_t chunksize =
         detail::map_chunksize(options.chunksize, options.task_timeout, encoded.size(),
                               static_cast<std::size_t>(processes()));
-    std::vector<std::uint32_t> starts;
-    for (std::size_t first = 0; first < encoded.size(); first += chunksize)
-      starts.push_back(static_cast<std::uint32_t>(first));
+    std::vector<std::uint32_t> starts = detail::chunk_starts(encoded.size(), chunksize);
+    const auto chunks = static_cast<std::uint32_t>(starts.size());
+    // The list goes to the job; the loop below computes the same starts.
     auto state = std::make_shared<detail::MapState<R>>(
-        starts, encoded.size(), std::move(options.callback), std::move(options.error_callback),
+        std::move(starts), encoded.size(), std::move(options.callback),
+        std::move(options.error_callback),
         options.progress ? detail::ProgressBar::for_fd(2, encoded.size()) : nullptr);
     std::shared_ptr<detail::ResultState<std::vector<R>>> result(state, &state->result());
-    if (starts.empty()) return AsyncResult<std::vector<R>>(std::move(result));
+    if (chunks == 0) return AsyncResult<std::vector<R>>(std::move(result));
     std::uint64_t job = open_map_job(state, options, name);
     detail::ChunkWriter& writer = chunk_writer();
-    for (std::uint32_t chunk = 0; chunk < starts.size(); ++chunk) {
+    for (std::uint32_t chunk = 0; chunk < chunks; ++chunk) {
       writer.begin(job, chunk, name);
-      std::size_t end =
-          std::min(encoded.size(), static_cast<std::size_t>(starts[chunk]) + chunksize);
-      for (std::size_t i = starts[chunk]; i < end; ++i)
+      const std::size_t start = std::size_t{chunk} * chunksize;
+      const std::size_t end = std::min(encoded.size(), start + chunksize);
+      for (std::size_t i = start; i < end; ++i)
         writer.add([&](std::string& out) { out += encoded[i]; });
       engine_->submit_chunk(job, chunk, writer.finish());
     }
@@ -518,22 +523,24 @@ class Pool {
     std::size_t chunksize =
         detail::map_chunksize(options.chunksize, options.task_timeout, args.size(),
                               static_cast<std::size_t>(processes()));
-    std::vector<std::uint32_t> starts;
-    for (std::size_t first = 0; first < args.size(); first += chunksize)
-      starts.push_back(static_cast<std::uint32_t>(first));
+    std::vector<std::uint32_t> starts = detail::chunk_starts(args.size(), chunksize);
+    const auto chunks = static_cast<std::uint32_t>(starts.size());
+    // The list goes to the job; the loop below computes the same starts.
     auto state = std::make_shared<detail::MapState<R>>(
-        starts, args.size(), std::move(options.callback), std::move(options.error_callback),
+        std::move(starts), args.size(), std::move(options.callback),
+        std::move(options.error_callback),
         options.progress ? detail::ProgressBar::for_fd(2, args.size()) : nullptr);
     std::shared_ptr<detail::ResultState<std::vector<R>>> result(state, &state->result());
-    if (starts.empty()) return AsyncResult<std::vector<R>>(std::move(result));
+    if (chunks == 0) return AsyncResult<std::vector<R>>(std::move(result));
     state->keep_alive(kept);
     std::uint64_t job = open_map_job(state, options, entry.name);
     detail::ChunkWriter& writer = chunk_writer();
     const bool remote = engine_->remote_args();
-    for (std::uint32_t chunk = 0; chunk < starts.size(); ++chunk) {
-      std::size_t end = std::min(args.size(), static_cast<std::size_t>(starts[chunk]) + chunksize);
-      const P* first = args.data() + starts[chunk];
-      auto count = static_cast<std::uint32_t>(end - starts[chunk]);
+    for (std::uint32_t chunk = 0; chunk < chunks; ++chunk) {
+      const std::size_t start = std::size_t{chunk} * chunksize;
+      const std::size_t end = std::min(args.size(), start + chunksize);
+      const P* first = args.data() + start;
+      auto count = static_cast<std::uint32_t>(end - start);
       // Small chunks go inline: a system call in the worker costs more than they do.
       engine_->submit_chunk(
           job, chunk,
