@@ -7,46 +7,56 @@
 namespace mproc::detail {
 namespace {
 
-TEST(SpinUntil, LooksOncePerIterationAndOnceMoreAtTheEnd) {
+// A condition that counts the looks at it and holds from look `holds_at` on (0: never).
+struct Counted {
   int looks = 0;
-  EXPECT_FALSE(spin_until([&] { return ++looks, false; }, 100));
-  EXPECT_EQ(looks, 101);
+  int holds_at = 0;
+  bool operator()() {
+    ++looks;
+    return holds_at != 0 && looks >= holds_at;
+  }
+};
+
+TEST(SpinUntil, LooksOncePerIterationAndOnceMoreAtTheEnd) {
+  Counted never;
+  EXPECT_FALSE(spin_until([&] { return never(); }, 100));
+  EXPECT_EQ(never.looks, 101);
 }
 
 TEST(SpinUntil, ReturnsAtTheFirstLookThatSucceeds) {
-  int looks = 0;
-  EXPECT_TRUE(spin_until([&] { return ++looks == 3; }, 100));
-  EXPECT_EQ(looks, 3);
+  Counted third{.holds_at = 3};
+  EXPECT_TRUE(spin_until([&] { return third(); }, 100));
+  EXPECT_EQ(third.looks, 3);
 }
 
 TEST(SpinUntilBackingOff, DoublesTheGapUpToItsMaximumAndStopsAtTheBudget) {
   // Gaps of 1, 2, 4 ... 64 pauses, then 64 each: 800 pauses are 18 gaps (63 + 12 * 64 = 831
   // once the last one starts), so 18 looks and the last one after the spin.
-  int looks = 0;
-  EXPECT_FALSE(spin_until_backing_off([&] { return ++looks, false; }, 64, 800));
-  EXPECT_EQ(looks, 19);
+  Counted never;
+  EXPECT_FALSE(spin_until_backing_off([&] { return never(); }, 64, 800));
+  EXPECT_EQ(never.looks, 19);
 }
 
 TEST(SpinUntilBackingOff, WithAGapOfOneItIsAPlainSpin) {
-  int looks = 0;
-  EXPECT_FALSE(spin_until_backing_off([&] { return ++looks, false; }, 1, 100));
-  EXPECT_EQ(looks, 101);
+  Counted never;
+  EXPECT_FALSE(spin_until_backing_off([&] { return never(); }, 1, 100));
+  EXPECT_EQ(never.looks, 101);
 }
 
 TEST(SpinUntilBackingOff, ReturnsAtTheFirstLookThatSucceeds) {
-  int looks = 0;
-  EXPECT_TRUE(spin_until_backing_off([&] { return ++looks == 5; }, 64, 800));
-  EXPECT_EQ(looks, 5);
+  Counted fifth{.holds_at = 5};
+  EXPECT_TRUE(spin_until_backing_off([&] { return fifth(); }, 64, 800));
+  EXPECT_EQ(fifth.looks, 5);
 }
 
 TEST(SpinToLock, TakesAFreeLockAtOnceAndGivesUpOnAHeldOne) {
-  int looks = 0;
-  EXPECT_TRUE(spin_to_lock([&] { return ++looks, true; }));
-  EXPECT_EQ(looks, 1);
-  looks = 0;
-  EXPECT_FALSE(spin_to_lock([&] { return ++looks, false; }));
+  Counted free_lock{.holds_at = 1};
+  EXPECT_TRUE(spin_to_lock([&] { return free_lock(); }));
+  EXPECT_EQ(free_lock.looks, 1);
+  Counted held_lock;
+  EXPECT_FALSE(spin_to_lock([&] { return held_lock(); }));
   // Far fewer looks than pauses: the point of the backoff.
-  EXPECT_LT(looks, 40);
+  EXPECT_EQ(held_lock.looks, 19);
 }
 
 }  // namespace
