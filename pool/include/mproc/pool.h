@@ -465,6 +465,19 @@ class Pool {
     return engine_->open_job(std::move(state), {options.task_timeout, options.kill_grace, task});
   }
 
+  // A map job's state over `items` inputs in chunks of `chunksize` (chunk k starts at
+  // k * chunksize), and how many chunks that is.
+  template <class R>
+  std::pair<std::shared_ptr<detail::MapState<R>>, std::uint32_t> make_map_state(
+      std::size_t items, std::size_t chunksize, MapAsyncOptions<R>& options) {
+    std::vector<std::uint32_t> starts = detail::chunk_starts(items, chunksize);
+    const auto chunks = static_cast<std::uint32_t>(starts.size());
+    auto state = std::make_shared<detail::MapState<R>>(
+        std::move(starts), items, std::move(options.callback), std::move(options.error_callback),
+        options.progress ? detail::ProgressBar::for_fd(2, items) : nullptr);
+    return {std::move(state), chunks};
+  }
+
   template <class F, class Range, class Encode>
   AsyncResult<std::vector<task_result_t<F>>> map_impl(const F& fn, Range&& inputs,
                                                       MapAsyncOptions<task_result_t<F>> options,
@@ -483,13 +496,7 @@ class Pool {
     std::size_t chunksize =
         detail::map_chunksize(options.chunksize, options.task_timeout, encoded.size(),
                               static_cast<std::size_t>(processes()));
-    std::vector<std::uint32_t> starts = detail::chunk_starts(encoded.size(), chunksize);
-    const auto chunks = static_cast<std::uint32_t>(starts.size());
-    // The list goes to the job; the loop below computes the same starts.
-    auto state = std::make_shared<detail::MapState<R>>(
-        std::move(starts), encoded.size(), std::move(options.callback),
-        std::move(options.error_callback),
-        options.progress ? detail::ProgressBar::for_fd(2, encoded.size()) : nullptr);
+    auto [state, chunks] = make_map_state(encoded.size(), chunksize, options);
     std::shared_ptr<detail::ResultState<std::vector<R>>> result(state, &state->result());
     if (chunks == 0) return AsyncResult<std::vector<R>>(std::move(result));
     std::uint64_t job = open_map_job(state, options, name);
@@ -523,13 +530,7 @@ class Pool {
     std::size_t chunksize =
         detail::map_chunksize(options.chunksize, options.task_timeout, args.size(),
                               static_cast<std::size_t>(processes()));
-    std::vector<std::uint32_t> starts = detail::chunk_starts(args.size(), chunksize);
-    const auto chunks = static_cast<std::uint32_t>(starts.size());
-    // The list goes to the job; the loop below computes the same starts.
-    auto state = std::make_shared<detail::MapState<R>>(
-        std::move(starts), args.size(), std::move(options.callback),
-        std::move(options.error_callback),
-        options.progress ? detail::ProgressBar::for_fd(2, args.size()) : nullptr);
+    auto [state, chunks] = make_map_state(args.size(), chunksize, options);
     std::shared_ptr<detail::ResultState<std::vector<R>>> result(state, &state->result());
     if (chunks == 0) return AsyncResult<std::vector<R>>(std::move(result));
     state->keep_alive(kept);
