@@ -183,10 +183,11 @@ std::size_t resident_bytes(int& statm) noexcept {
 
 // Takes the next task. Idle workers share one "spinner" role (Doorbells): the worker holding it
 // spins briefly for the next chunk (a wake-up costs more than a short task) and keeps the role
-// while it runs the chunk it got, unless more chunks wait, when it hands the role on. The others
-// sleep on the role's futex, not in the queue, so a chunk taken by the spinner wakes nobody. A
-// sleeper is woken when the role is handed on or freed (a worker died), and by the pool when it
-// puts a chunk while no worker spins (the holder is busy, or spun in vain: role kRoleIdle).
+// while it runs the chunk it got, unless more chunks wait, when it hands the role on (in a driven
+// pool it only looks a few times: PoolConfig::driven). The others sleep on the role's futex, not
+// in the queue, so a chunk taken by the spinner wakes nobody. A sleeper is woken when the role is
+// handed on or freed (a worker died), and by the pool when it puts a chunk while no worker spins
+// (the holder is busy, or spun in vain: role kRoleIdle).
 void PoolEngine::take_task(std::string& message, bool& have_role,
                            const std::function<void(std::string_view)>& claim) {
   Doorbells& d = doorbells();
@@ -233,7 +234,7 @@ void PoolEngine::take_task(std::string& message, bool& have_role,
     // first, or its poison pill) is taken without it.
     std::optional<Clock::time_point> until;
     auto budget = [&] {
-      if (!until) until = Clock::now() + kSpinBudget;
+      if (!until) until = Clock::now() + (config_.driven ? Clock::duration::zero() : kSpinBudget);
       return *until - Clock::now();
     };
     while (waiting() || spin_for(waiting, budget())) {

@@ -150,6 +150,7 @@ PoolEngine::PoolEngine(const ZygoteStart& start)
   config_.maxtasksperchild = start.maxtasksperchild;
   config_.max_memory_per_child = start.max_memory_per_child;
   config_.start_method = static_cast<StartMethod>(start.start_method);
+  config_.driven = start.driven;
   if (start.initializer) config_.initializer = *start.initializer;
 }
 
@@ -169,6 +170,7 @@ void PoolEngine::start_zygote_by_name(UniqueFd commands) {
   start.max_memory_per_child = config_.max_memory_per_child;
   start.creator = creator_;
   start.start_method = static_cast<std::uint8_t>(config_.start_method);
+  start.driven = config_.driven;
   if (config_.initializer) start.initializer = *config_.initializer.target<TaskCall>();
   start.commands = Connection(commands.release());
   // A daemon: the fork server ends it if this process dies before the command socket says so.
