@@ -684,6 +684,17 @@ void ByteQueue::get(std::string& out, const Deadline& deadline,
 
 void ByteQueue::get_view(const Deadline& deadline, ItemSink sink,
                          const std::function<void(std::string_view item)>* claim) {
+  (void)take_views(deadline, sink, claim, 0, 0);
+}
+
+std::size_t ByteQueue::get_views(const Deadline& deadline, ItemSink sink, std::size_t more,
+                                 std::size_t small) {
+  return take_views(deadline, sink, nullptr, more, small);
+}
+
+std::size_t ByteQueue::take_views(const Deadline& deadline, ItemSink sink,
+                                  const std::function<void(std::string_view item)>* claim,
+                                  std::size_t more, std::size_t small) {
   Impl& q = *impl_;
   if (q.closed.load(std::memory_order_relaxed)) throw ValueError("Queue is closed");
   Header& h = *q.header;
@@ -782,6 +793,19 @@ void ByteQueue::get_view(const Deadline& deadline, ItemSink sink,
           failed = std::current_exception();
         }
       }
+      std::size_t taken = 1;
+      // The batch (get_views): plain records that follow in the ring, read in place as the first.
+      for (; !lost && !failed && taken <= more && s.ring_items != 0; ++taken) {
+        const std::uint64_t next = q.head_word(s);
+        if ((next & (kPending | kOutOfLine)) != 0 || record_length(next) > small) break;
+        item = q.ring_view(s.head + kRecordHeader, record_length(next), wrapped);
+        q.pop_ring_record(s, s.head + record_size(record_length(next)));
+        try {
+          sink(item);
+        } catch (...) {
+          failed = std::current_exception();
+        }
+      }
       if (from_chunks) q.trim_chunks(s);
       lock.commit(s);
       const bool sleepers = take_sleepers(h.space);
@@ -791,7 +815,7 @@ void ByteQueue::get_view(const Deadline& deadline, ItemSink sink,
       for (const auto& name : finished) discard_handoff(name);
       if (lost) throw *lost;
       if (failed) std::rethrow_exception(failed);
-      return;
+      return taken;
     }
     held.reset();
     if (h.shut_down.load(std::memory_order_relaxed)) throw ShutDown();

@@ -301,7 +301,10 @@ void PoolEngine::fail_everything(const std::exception_ptr& error) {
 
 // ---- the collector ----
 
-bool PoolEngine::results_pending() const noexcept { return results_.approx_qsize() != 0; }
+bool PoolEngine::results_pending() const noexcept {
+  const Collecting& c = collecting_;
+  return c.batch_handled < c.batch_taken || results_.approx_qsize() != 0;
+}
 
 Deadline PoolEngine::look_at_timed() {
   // Only while tasks with a timeout are about (or SIGKILLs are due): a look at them, and a
@@ -315,31 +318,46 @@ Deadline PoolEngine::look_at_timed() {
   return until;
 }
 
-bool PoolEngine::take_result(const Deadline& until) {
+const std::string* PoolEngine::take_result(const Deadline& until) {
   Collecting& c = collecting_;
+  if (c.batch_handled < c.batch_taken) return &c.batch[c.batch_handled++];
+  c.batch_taken = c.batch_handled = 0;
+  bool first = true;
   try {
-    results_.get(c.message, until);
+    (void)results_.get_views(
+        until,
+        [&](std::string_view item) {
+          if (std::exchange(first, false)) {
+            c.message.assign(item);
+            return;
+          }
+          if (c.batch.size() == c.batch_taken) c.batch.emplace_back();
+          c.batch[c.batch_taken++].assign(item);
+        },
+        Collecting::kBatch, Collecting::kBatchItemBytes);
   } catch (const Empty&) {
-    return false;
+    return nullptr;
   }
   reserve_for_large(c.message);
-  return true;
+  return &c.message;
 }
 
 void PoolEngine::collect() {
   Collecting& c = collecting_;
+  const std::string* message = nullptr;
   while (!c.ended) {
     Deadline until = look_at_timed();
     try {
       // While the queue shows no more, this thread spins briefly before it sleeps in the
       // queue (a wake-up costs more than a whole round trip).
       if (c.streaming) (void)spin_for([this] { return results_pending(); }, kSpinBudget);
-      if (!take_result(until)) continue;  // time for the next look
+      message = take_result(until);
+      if (message == nullptr) continue;  // time for the next look
     } catch (const std::exception& e) {
       report_error(std::string("the pool's result queue failed: ") + e.what());
       return;
     }
-    on_collected();
+    on_collected(*message);
   }
 }
 
@@ -348,23 +366,25 @@ std::size_t PoolEngine::collect_until(const Deadline& until) {
   std::size_t handled = 0;
   while (!c.ended) {
     const Deadline look = look_at_timed();
+    const std::string* message = nullptr;
     if (handled == 0 && !until.expired()) {
       // A wait, as the collector thread's: in the queue, until `until` or the next look.
-      if (!take_result(look.when() < until.when() ? look : until)) continue;
+      message = take_result(look.when() < until.when() ? look : until);
+      if (message == nullptr) continue;
     } else {
       // A poll: the count first, so that a poll with nothing to take costs no lock.
       if (!results_pending()) break;
-      if (!take_result(Deadline::now())) break;
+      message = take_result(Deadline::now());
+      if (message == nullptr) break;
     }
     ++handled;
-    on_collected();
+    on_collected(*message);
   }
   return handled;
 }
 
-void PoolEngine::on_collected() {
+void PoolEngine::on_collected(const std::string& message) {
   Collecting& c = collecting_;
-  const std::string& message = c.message;
   if (message.empty()) return;
   // Whether the last message was a chunk's results: only then is another likely to follow soon
   // enough to be worth the spin. After a worker's start or death notice, the spin would only take

@@ -209,19 +209,29 @@ class PoolEngine : public Engine, public std::enable_shared_from_this<PoolEngine
   // What the collector (the thread, or collect_until's caller) keeps between messages.
   struct Collecting {
     std::string message;
+    // The rest of what the last get took (get_views: several small messages for one hold of the
+    // queue's lock, as the workers' results queue up while this thread handles one), handled in
+    // order before the queue is asked again. Small, so the buffers never hold much memory.
+    static constexpr std::size_t kBatch = 16;
+    static constexpr std::size_t kBatchItemBytes = 16 << 10;
+    std::vector<std::string> batch;
+    std::size_t batch_taken = 0;
+    std::size_t batch_handled = 0;
     LargeBytes remote_results;
     Clock::time_point next_look = Clock::time_point::min();  // when watch() looks again
     bool streaming = false;  // the last message was a chunk's results
     bool ended = false;      // told to stop, or the pool closed and its last worker left
   };
   void collect();  // the collector thread
-  // Whether the result queue's count, read without its lock, shows a message (a hint).
+  // Whether a message is waiting: in the batch taken, or by the result queue's count read
+  // without its lock (a hint).
   [[nodiscard]] bool results_pending() const noexcept;
   // Looks at timed tasks when it is time; returns the deadline for the wait for a message.
   Deadline look_at_timed();
-  // The next message into collecting_.message; false when `until` passed first.
-  bool take_result(const Deadline& until);
-  void on_collected();  // handles collecting_.message
+  // The next message (the batch's next, or collecting_.message); null when `until` passed
+  // first.
+  const std::string* take_result(const Deadline& until);
+  void on_collected(const std::string& message);
   void on_results(std::string_view message);
   void on_need_inline(const PackedChunk& chunk);
   void on_packed_results(WireReader& reader, LargeBytes& buffer);

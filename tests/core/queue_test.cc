@@ -745,6 +745,111 @@ TEST(ByteQueue, AThrowingSinkStillTakesTheItem) {
   EXPECT_EQ(out, "next");
 }
 
+// What get_views hands its sink, in order.
+struct Taken {
+  std::vector<std::string> items;
+  void operator()(std::string_view item) { items.emplace_back(item); }
+};
+
+TEST(ByteQueue, GetViewsTakesSeveralItemsInOrderUpToItsLimit) {
+  detail::ByteQueue q(QueueOptions{});
+  for (const char* item : {"a", "b", "c", "d", "e"}) q.put(item, Deadline::never());
+  Taken first;
+  EXPECT_EQ(q.get_views(Deadline::now(), first, 2, 100), 3u);
+  EXPECT_EQ(first.items, (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(q.qsize(), 2u);
+  Taken rest;
+  EXPECT_EQ(q.get_views(Deadline::now(), rest, 10, 100), 2u);
+  EXPECT_EQ(rest.items, (std::vector<std::string>{"d", "e"}));
+  EXPECT_EQ(q.qsize(), 0u);
+  Taken none;
+  EXPECT_THROW(q.get_views(Deadline::now(), none, 10, 100), Empty);
+  EXPECT_TRUE(none.items.empty());
+}
+
+TEST(ByteQueue, GetViewsLeavesALargerItemToTheNextGet) {
+  detail::ByteQueue q(QueueOptions{});
+  const std::string large(200, 'x');
+  for (const std::string& item : {std::string("a"), large, std::string("c")})
+    q.put(item, Deadline::never());
+  Taken first;
+  EXPECT_EQ(q.get_views(Deadline::now(), first, 5, 100), 1u);
+  EXPECT_EQ(first.items, (std::vector<std::string>{"a"}));
+  // The first item of a get may be of any size; the small one after it comes along.
+  Taken second;
+  EXPECT_EQ(q.get_views(Deadline::now(), second, 5, 100), 2u);
+  EXPECT_EQ(second.items, (std::vector<std::string>{large, "c"}));
+}
+
+TEST(ByteQueue, GetViewsLeavesAnItemStoredOutOfLineToTheNextGet) {
+  detail::ByteQueue q(QueueOptions{.capacity = 4096});
+  const std::string outside = pattern(100000, 7);  // larger than the ring: out of line
+  q.put("a", Deadline::never());
+  q.put(outside, Deadline::never());
+  q.put("c", Deadline::never());
+  Taken all;
+  EXPECT_EQ(q.get_views(Deadline::now(), all, 5, std::size_t{1} << 20), 1u);
+  while (all.items.size() < 3) (void)q.get_views(Deadline::now(), all, 5, std::size_t{1} << 20);
+  EXPECT_EQ(all.items, (std::vector<std::string>{"a", outside, "c"}));
+  EXPECT_EQ(q.qsize(), 0u);
+}
+
+TEST(ByteQueue, GetViewsKeepsItemsWholeAcrossTheEndOfTheRing) {
+  detail::ByteQueue q(QueueOptions{.capacity = 4096});
+  // Items of 700 bytes move the ring's head and tail around its end again and again, while a
+  // consumer always has some left behind (an empty ring starts over at its beginning).
+  q.put(pattern(700, 0), Deadline::never());
+  int next_put = 1;
+  int next_get = 0;
+  for (int round = 0; round < 40; ++round) {
+    for (int i = 0; i < 3; ++i) q.put(pattern(700, next_put++), Deadline::never());
+    Taken taken;
+    const std::size_t n = q.get_views(Deadline::now(), taken, 2, 4096);
+    ASSERT_EQ(n, taken.items.size());
+    ASSERT_GE(n, 1u);
+    for (const std::string& item : taken.items) ASSERT_EQ(item, pattern(700, next_get++));
+  }
+  EXPECT_EQ(q.qsize(), static_cast<std::size_t>(next_put - next_get));
+}
+
+TEST(ByteQueue, GetViewsWithAThrowingSinkTakesTheItemsUpToTheOneThatFailed) {
+  detail::ByteQueue q(QueueOptions{});
+  for (const char* item : {"a", "bad", "c"}) q.put(item, Deadline::never());
+  Taken before;
+  EXPECT_THROW(q.get_views(
+                   Deadline::now(),
+                   [&](std::string_view item) {
+                     if (item == "bad") throw std::runtime_error("cannot decode");
+                     before(item);
+                   },
+                   5, 100),
+               std::runtime_error);
+  EXPECT_EQ(before.items, (std::vector<std::string>{"a"}));
+  std::string out;
+  q.get(out, Deadline::now());
+  EXPECT_EQ(out, "c");
+}
+
+TEST(ByteQueue, GetViewsMakesRoomForAPutBlockedOnAFullQueue) {
+  detail::ByteQueue q(QueueOptions{.maxsize = 3});
+  for (const char* item : {"a", "b", "c"}) q.put(item, Deadline::never());
+  bool put = false;
+  std::thread putter([&] {
+    try {
+      q.put("d", Deadline::after(10s));
+      put = true;
+    } catch (const Full&) {  // the room made was not seen
+    }
+  });
+  Taken taken;
+  EXPECT_EQ(q.get_views(Deadline::now(), taken, 5, 100), 3u);
+  putter.join();
+  EXPECT_TRUE(put);
+  std::string out;
+  q.get(out, Deadline::after(10s));
+  EXPECT_EQ(out, "d");
+}
+
 TEST(Queue, VectorsAndEmptyItemsRoundTrip) {
   Queue<std::vector<double>> vectors;
   vectors.put({1.5, -2.0, 3.25});

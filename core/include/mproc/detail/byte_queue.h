@@ -104,6 +104,13 @@ class ByteQueue {
   // and the exception then comes out of get_view; `claim` (if not null) as above.
   void get_view(const Deadline& deadline, ItemSink sink,
                 const std::function<void(std::string_view item)>* claim = nullptr);
+  // As get_view() (without a claim), then, in the same hold of the lock, up to `more` further
+  // items of at most `small` bytes each that lie in the ring, each to `sink` in turn: a consumer
+  // that drains a busy queue takes the lock once for several items. It stops early at an item
+  // that is larger, still being written or stored out of line (the next get takes that one).
+  // Returns how many items it took (at least one).
+  std::size_t get_views(const Deadline& deadline, ItemSink sink, std::size_t more,
+                        std::size_t small);
 
   [[nodiscard]] std::size_t qsize() const;
   // The item count as of the last commit, read without the lock (one load of a line that every
@@ -134,6 +141,9 @@ class ByteQueue {
  private:
   struct Impl;
   explicit ByteQueue(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+  std::size_t take_views(const Deadline& deadline, ItemSink sink,
+                         const std::function<void(std::string_view item)>* claim, std::size_t more,
+                         std::size_t small);
   std::shared_ptr<Impl> impl_;
 };
 
