@@ -240,6 +240,7 @@ std::shared_ptr<detail::Job> Hub::answered(const Link::Message& message, std::ui
   }
   if (rank > 0 && rank < size_) {
     Agent& agent = agents_[static_cast<std::size_t>(rank)];
+    agent.credits.on_answer(now_ns(), agent.in_flight, agent.workers);
     if (agent.in_flight > 0) --agent.in_flight;
   }
   woken_ = true;  // a credit came back: the loop looks at pending chunks again
@@ -264,7 +265,7 @@ void Hub::send_ready() {
     for (int r = 1; r < size_; ++r) {
       const Agent& a = agents_[static_cast<std::size_t>(r)];
       if (!a.ready) continue;
-      std::uint32_t limit = a.workers * kCreditsPerWorker;
+      std::uint32_t limit = a.credits.limit(a.workers);
       std::uint32_t room = limit > a.in_flight ? limit - a.in_flight : 0;
       if (room > best_room) {
         best = r;

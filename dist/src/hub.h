@@ -4,10 +4,10 @@
 // (ClusterEngine) of the program shares it; jobs are numbered here, so the numbers are unique
 // across pools.
 //
-// Demand, not a split up front: an agent holds at most kCreditsPerWorker chunks per worker of its
-// node that it has not answered yet; each answer lets rank 0 send it one more. A fast node thus
-// gets more chunks than a slow one, and no chunk waits on a busy node while another is idle
-// (beyond the few each node holds in its local queue).
+// Demand, not a split up front: an agent holds at most a few chunks per worker of its node that it
+// has not answered yet (CreditWindow: 4 to 16, about a millisecond of work); each answer lets
+// rank 0 send it one more. A fast node thus gets more chunks than a slow one, and no chunk waits
+// on a busy node while another is idle (beyond the few each node holds in its local queue).
 //
 // Thread safety: every member may be called from any thread. Answers are taken by the hub's
 // thread (the counterpart of the local pool's collector thread), or by a thread that waits for a
@@ -35,16 +35,13 @@
 #include "mproc/pool.h"
 
 #include "chunk_set.h"
+#include "credit_window.h"
 #include "link.h"
 
 namespace mproc::dist {
 
 class Hub {
  public:
-  // Enough in flight to hide a round trip when tasks are tiny (on a loaded 2-core machine, three
-  // ranks: 60k-110k tasks/s with four, 10k-40k with two), few enough that a slow node holds few.
-  static constexpr std::uint32_t kCreditsPerWorker = 4;
-
   // Started by mproc::init on rank 0 (its thread initializes MPI); stopped at exit, when it
   // tells every agent to stop and finalizes MPI. instance() is null before start() and on
   // other ranks.
@@ -106,6 +103,7 @@ class Hub {
     std::uint32_t workers = 0;
     std::string host;
     std::uint32_t in_flight = 0;
+    CreditWindow credits;
   };
 
   // What one round of polling found.

@@ -3,6 +3,10 @@
 # 2 serve), with its own TIMEOUT; the MPI launcher is the test's emulator, so test discovery
 # runs under it as well. As root, Open MPI needs to be told that is fine; in containers its
 # single-copy mechanism (CMA/ptrace) is usually not allowed.
+# What needs no MPI job: the hub's credit window.
+mproc_add_test(dist/credit_window_test.cc)
+target_include_directories(credit_window_test PRIVATE ${PROJECT_SOURCE_DIR}/dist/src)  # a detail
+
 find_program(MPROC_MPIEXEC NAMES mpirun mpiexec HINTS ${MPI_HOME}/bin)
 if(NOT MPROC_MPIEXEC)
   message(STATUS "mproc: no mpirun found; the dist tests are not built")
