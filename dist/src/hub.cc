@@ -258,6 +258,7 @@ void Hub::send_ready() {
   if (link_ == nullptr || stopping_) return;
   for (auto& [rank, bytes] : control_) send(rank, std::move(bytes));
   control_.clear();
+  const std::int64_t now = pending_.empty() ? 0 : now_ns();
   while (!pending_.empty()) {
     // The agent with the most room takes the next chunk.
     int best = -1;
@@ -265,7 +266,7 @@ void Hub::send_ready() {
     for (int r = 1; r < size_; ++r) {
       const Agent& a = agents_[static_cast<std::size_t>(r)];
       if (!a.ready) continue;
-      std::uint32_t limit = a.credits.limit(a.workers);
+      std::uint32_t limit = a.credits.limit(a.workers, now);
       std::uint32_t room = limit > a.in_flight ? limit - a.in_flight : 0;
       if (room > best_room) {
         best = r;
@@ -278,7 +279,9 @@ void Hub::send_ready() {
     auto it = jobs_.find(p.job);
     if (it == jobs_.end() || it->second.outstanding.count(p.chunk) == 0) continue;  // dropped
     it->second.running[p.chunk] = best;
-    ++agents_[static_cast<std::size_t>(best)].in_flight;
+    Agent& agent = agents_[static_cast<std::size_t>(best)];
+    agent.credits.on_send(now, agent.in_flight);
+    ++agent.in_flight;
     send(best, std::move(p.message));
   }
 }
