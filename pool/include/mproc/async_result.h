@@ -86,6 +86,39 @@ struct LargeAllocator {
   friend bool operator==(const LargeAllocator&, const LargeAllocator&) noexcept { return true; }
 };
 
+// Blocks of up to kMaxArenaBlock bytes from the arena of results' states, in slabs of huge
+// pages once a program holds many (result_arena.cc says why); what ArenaAllocator takes.
+inline constexpr std::size_t kMaxArenaBlock = 512;
+[[nodiscard]] void* allocate_arena_block(std::size_t bytes);
+void free_arena_block(void* p) noexcept;
+
+// std::allocator, but a single object of up to kMaxArenaBlock bytes (and no stricter alignment
+// than operator new's) comes from the arena: what allocate_shared takes for a ResultState.
+template <class T>
+struct ArenaAllocator {
+  using value_type = T;
+  ArenaAllocator() = default;
+  template <class U>
+  explicit ArenaAllocator(const ArenaAllocator<U>&) noexcept {}
+  T* allocate(std::size_t n) {
+    if (!in_arena(n)) return std::allocator<T>().allocate(n);
+    return static_cast<T*>(allocate_arena_block(sizeof(T)));
+  }
+  void deallocate(T* p, std::size_t n) noexcept {
+    if (!in_arena(n)) {
+      std::allocator<T>().deallocate(p, n);
+    } else {
+      free_arena_block(p);
+    }
+  }
+  friend bool operator==(const ArenaAllocator&, const ArenaAllocator&) noexcept { return true; }
+
+ private:
+  static constexpr bool in_arena(std::size_t n) noexcept {
+    return n == 1 && sizeof(T) <= kMaxArenaBlock && alignof(T) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__;
+  }
+};
+
 // How long a waiter of the pool looks for its event before it sleeps. Waking a sleeping thread
 // costs tens of microseconds on some machines (a futex round trip is ~50 us in a VM), more than
 // a whole round trip between awake processes; spinning longer than that gains nothing.

@@ -430,8 +430,9 @@ class Pool {
     using R = task_result_t<F>;
     std::string args_buffer;
     const auto& entry = detail::encode_task_call(args_buffer, fn, std::forward<Args>(args)...);
-    auto state = std::make_shared<detail::ResultState<R>>(std::move(options.callback),
-                                                          std::move(options.error_callback));
+    auto state = std::allocate_shared<detail::ResultState<R>>(
+        detail::ArenaAllocator<detail::ResultState<R>>{}, std::move(options.callback),
+        std::move(options.error_callback));
     std::uint64_t job =
         options.timeout || options.kill_grace.count() != 0
             ? engine_->open_job(state, {options.timeout, options.kill_grace, entry.name})
