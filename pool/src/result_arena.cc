@@ -35,8 +35,8 @@ namespace {
 
 constexpr std::size_t kHugePage = std::size_t{2} << 20;
 constexpr std::size_t kSmallSlab = std::size_t{64} << 10;
-// A size takes huge slabs once its small ones hold this much: a program with a handful of
-// results never touches a 2 MiB page for them.
+// A size's first slabs are small, this many of them: a program with a handful of results never
+// touches a 2 MiB page for them.
 constexpr std::size_t kSmallSlabsPerSize = 4;
 // Before each block: its slab, padded so the block keeps operator new's alignment.
 constexpr std::size_t kBlockHeader = 16;
@@ -71,6 +71,7 @@ struct SizeClass {
 class Arena {
  public:
   void* allocate(std::size_t bytes) {
+    if (bytes > kMaxArenaBlock) throw std::bad_alloc();  // ArenaAllocator never asks for it
     const std::size_t index = class_of(bytes);
     std::scoped_lock lock(mutex_);
     SizeClass& size = classes_[index];
@@ -120,8 +121,9 @@ class Arena {
   void unlock_after_fork() { mutex_.unlock(); }
 
  private:
+  // Sizes go by steps of the header's size: 0..16 bytes class 0, 17..32 class 1 ...
   static std::size_t class_of(std::size_t bytes) noexcept {
-    return (bytes + kBlockHeader - 1) / kBlockHeader - 1;  // 1..16 bytes: class 0
+    return bytes == 0 ? 0 : (bytes - 1) / kBlockHeader;
   }
 
   Slab* map_slab(SizeClass& size, std::size_t index) {

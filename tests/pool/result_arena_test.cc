@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <random>
 #include <set>
 #include <thread>
@@ -63,7 +64,11 @@ TEST(ResultArena, EverySizeIsAlignedDistinctAndKeepsItsBytes) {
   }
   EXPECT_EQ(distinct.size(), blocks.size());
   for (auto& [p, bytes] : blocks) free_arena_block(p);
-  free_arena_block(nullptr);  // as free(nullptr): nothing
+  free_arena_block(nullptr);              // as free(nullptr): nothing
+  void* empty = allocate_arena_block(0);  // as malloc(0): a block of its own
+  EXPECT_TRUE(aligned(empty));
+  free_arena_block(empty);
+  EXPECT_THROW((void)allocate_arena_block(kMaxArenaBlock + 1), std::bad_alloc);
 }
 
 TEST(ResultArena, AFreedBlockIsHandedOutAgainFirst) {
