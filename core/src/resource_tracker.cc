@@ -149,18 +149,24 @@ struct Tracked {
   std::set<std::string> names;
 };
 
-// Unlinks what a dead owner left and says so on stderr, as Python's tracker does: a leak is a
-// bug in the program (or a SIGKILL), worth a line.
-void clean_up_leaked(const std::set<std::string>& names, pid_t owner) noexcept {
-  std::size_t leaked = 0;
-  for (const auto& name : names) leaked += ::shm_unlink(name.c_str()) == 0;
-  if (leaked == 0) return;
+// Says on stderr that a dead owner left segments, as Python's tracker does: a leak is a bug in
+// the program (or a SIGKILL), worth a line.
+void warn_leaked(std::size_t leaked, pid_t owner) noexcept {
   char text[160];
   int n = std::snprintf(text, sizeof text,
                         "mproc resource tracker: there appear to be %zu leaked shared memory "
                         "objects of process %d to clean up\n",
                         leaked, static_cast<int>(owner));
   if (n > 0) (void)!::write(2, text, static_cast<std::size_t>(n));
+}
+
+// Unlinks what a dead owner registered and never unregistered, and counts all of it as leaked,
+// as Python's tracker does, whoever unlinks it: another mproc program that starts meanwhile
+// sweeps the segments of dead owners too, and may come first.
+void clean_up_leaked(const std::set<std::string>& names, pid_t owner) noexcept {
+  if (names.empty()) return;
+  for (const auto& name : names) (void)::shm_unlink(name.c_str());
+  warn_leaked(names.size(), owner);
 }
 
 [[noreturn]] void tracker_main(int read_fd) {
@@ -211,8 +217,10 @@ void clean_up_leaked(const std::set<std::string>& names, pid_t owner) noexcept {
           Tracked& tracked = owners[pid];
           if (!tracked.pidfd)
             tracked.pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-          if (!tracked.pidfd) {  // already gone and reaped
-            clean_up_leaked({std::move(name)}, pid);
+          if (!tracked.pidfd) {
+            // Already gone and reaped: it may have unregistered the name in a line not read
+            // yet, so only a segment still there is a leak.
+            if (::shm_unlink(name.c_str()) == 0) warn_leaked(1, pid);
             owners.erase(pid);
           } else {
             tracked.names.insert(std::move(name));
