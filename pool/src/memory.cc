@@ -18,24 +18,22 @@
 namespace mproc::detail {
 namespace {
 
-constexpr std::size_t kHugePage = std::size_t{2} << 20;
-
 std::size_t round_up(std::size_t n, std::size_t to) { return (n + to - 1) & ~(to - 1); }
 
 }  // namespace
 
-std::size_t large_capacity(std::size_t bytes) noexcept { return round_up(bytes, kHugePage); }
+std::size_t large_capacity(std::size_t bytes) noexcept { return round_up(bytes, kHugePageBytes); }
 
 void* allocate_large(std::size_t bytes) {
   const std::size_t size = large_capacity(bytes);
   // Over-allocate by a huge page and trim, so the block starts on a huge page boundary.
-  void* raw =
-      ::mmap(nullptr, size + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void* raw = ::mmap(nullptr, size + kHugePageBytes, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (raw == MAP_FAILED) throw std::bad_alloc();
   auto start = reinterpret_cast<std::uintptr_t>(raw);
-  auto aligned = round_up(start, kHugePage);
+  auto aligned = round_up(start, kHugePageBytes);
   if (aligned != start) ::munmap(raw, aligned - start);
-  std::size_t tail = (start + size + kHugePage) - (aligned + size);
+  std::size_t tail = (start + size + kHugePageBytes) - (aligned + size);
   if (tail != 0) ::munmap(reinterpret_cast<void*>(aligned + size), tail);
   ::madvise(reinterpret_cast<void*>(aligned), size, MADV_HUGEPAGE);
   return reinterpret_cast<void*>(aligned);
@@ -46,8 +44,8 @@ void free_large(void* p, std::size_t bytes) noexcept {
 }
 
 void advise_huge_pages(const void* p, std::size_t bytes) noexcept {
-  auto start = round_up(reinterpret_cast<std::uintptr_t>(p), kHugePage);
-  auto end = (reinterpret_cast<std::uintptr_t>(p) + bytes) & ~(kHugePage - 1);
+  auto start = round_up(reinterpret_cast<std::uintptr_t>(p), kHugePageBytes);
+  auto end = (reinterpret_cast<std::uintptr_t>(p) + bytes) & ~(kHugePageBytes - 1);
   if (end > start) ::madvise(reinterpret_cast<void*>(start), end - start, MADV_HUGEPAGE);
 }
 

@@ -33,7 +33,6 @@
 namespace mproc::detail {
 namespace {
 
-constexpr std::size_t kHugePage = std::size_t{2} << 20;
 constexpr std::size_t kSmallSlab = std::size_t{64} << 10;
 // A size's first slabs are small, this many of them: a program with a handful of results never
 // touches a 2 MiB page for them.
@@ -128,7 +127,7 @@ class Arena {
 
   Slab* map_slab(SizeClass& size, std::size_t index) {
     const bool small = size.small_slabs_made < kSmallSlabsPerSize;
-    const std::size_t bytes = small ? kSmallSlab : kHugePage;
+    const std::size_t bytes = small ? kSmallSlab : kHugePageBytes;
     void* memory = nullptr;
     if (small) {
       memory = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -162,7 +161,11 @@ class Arena {
     ASAN_UNPOISON_MEMORY_REGION(slab, bytes);
 #endif
     slab->~Slab();
-    ::munmap(slab, bytes);
+    if (bytes == kSmallSlab) {
+      ::munmap(slab, bytes);
+    } else {
+      free_large(slab, bytes);
+    }
   }
 
   static void link(SizeClass& size, Slab* slab) noexcept {

@@ -29,8 +29,6 @@
 namespace mproc::detail {
 namespace {
 
-constexpr std::size_t kHugePage = std::size_t{2} << 20;
-
 bool aligned(const void* p) {
   return reinterpret_cast<std::uintptr_t>(p) % __STDCPP_DEFAULT_NEW_ALIGNMENT__ == 0;
 }
@@ -97,7 +95,7 @@ TEST(ResultArena, ManyBlocksTakeHugeSlabsThatAreUnmappedOnceEmpty) {
   // Freed in a scattered order, as results are taken: every slab but the size's last goes back.
   std::shuffle(blocks.begin(), blocks.end(), std::mt19937(7));
   for (void* p : blocks) free_arena_block(p);
-  EXPECT_LE(arena_mapped_bytes(), before + kHugePage);
+  EXPECT_LE(arena_mapped_bytes(), before + kHugePageBytes);
 }
 
 TEST(ResultArena, ThreadsAllocateAndFreeAtOnce) {

@@ -58,7 +58,8 @@ namespace detail {
 // Memory for large arrays, in huge pages where the kernel gives them (memory.cc says why).
 // allocate_large throws std::bad_alloc; advise_huge_pages asks for huge pages inside an existing
 // block not yet touched. large_capacity is what allocate_large(bytes) maps (whole huge pages),
-// all of it usable.
+// all of it usable; kHugePageBytes is the unit it maps in.
+inline constexpr std::size_t kHugePageBytes = std::size_t{2} << 20;
 inline constexpr std::size_t kLargeAllocation = std::size_t{256} << 10;
 [[nodiscard]] void* allocate_large(std::size_t bytes);
 [[nodiscard]] std::size_t large_capacity(std::size_t bytes) noexcept;
