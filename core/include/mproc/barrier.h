@@ -35,6 +35,7 @@
 #include <string_view>
 
 #include "mproc/deadline.h"
+#include "mproc/detail/blank_handle.h"
 #include "mproc/shm.h"
 
 namespace mproc {
@@ -78,13 +79,10 @@ class Barrier {
   // `<Barrier at 0x...: waiters=2/5>` or `<Barrier at 0x...: broken>`.
   [[nodiscard]] std::string repr() const;
 
-  // Serialization (mproc/serialize.h, any archive with `is_loading`) sends the name only;
-  // loading attaches, so the receiving process uses the same object.
   template <class Archive>
   void serialize(Archive& ar, unsigned /*version*/) {
-    std::string n = name();
-    ar& n;
-    if constexpr (Archive::is_loading::value) *this = Barrier::attach(n, action_);
+    detail::serialize_by_name(ar, *this,
+                              [this](const std::string& n) { return Barrier::attach(n, action_); });
   }
 
  private:

@@ -119,13 +119,9 @@ class Condition {
   // `<Condition(<RLock(None, 0)>, 0)>`: the lock and the number of sleeping waiters.
   [[nodiscard]] std::string repr() const;
 
-  // Serialization (mproc/serialize.h, any archive with `is_loading`) sends the name only;
-  // loading attaches, so the receiving process uses the same object.
   template <class Archive>
   void serialize(Archive& ar, unsigned /*version*/) {
-    std::string n = name();
-    ar& n;
-    if constexpr (Archive::is_loading::value) *this = Condition::attach(n);
+    detail::serialize_by_name(ar, *this);
   }
 
  private:

@@ -62,13 +62,9 @@ class Event {
   // `<Event at 0x7f0123456000 unset>` / `... set>` (the address of the shared state here).
   [[nodiscard]] std::string repr() const;
 
-  // Serialization (mproc/serialize.h, any archive with `is_loading`) sends the name only;
-  // loading attaches, so the receiving process uses the same object.
   template <class Archive>
   void serialize(Archive& ar, unsigned /*version*/) {
-    std::string n = name();
-    ar& n;
-    if constexpr (Archive::is_loading::value) *this = Event::attach(n);
+    detail::serialize_by_name(ar, *this);
   }
 
  private:

@@ -130,13 +130,9 @@ class Lock : public LockBase {
   // or `<Lock(owner=1234|1240)>` (pid|thread id of another thread).
   [[nodiscard]] std::string repr() const;
 
-  // Serialization (mproc/serialize.h, any archive with `is_loading`) sends the name only;
-  // loading attaches, so the receiving process uses the same object.
   template <class Archive>
   void serialize(Archive& ar, unsigned /*version*/) {
-    std::string n = name();
-    ar& n;
-    if constexpr (Archive::is_loading::value) *this = Lock::attach(n);
+    detail::serialize_by_name(ar, *this);
   }
 
  private:
@@ -155,13 +151,9 @@ class RLock : public LockBase {
   // `<RLock(None, 0)>` or `<RLock(owner, count)>`, the owner written as in Lock::repr.
   [[nodiscard]] std::string repr() const;
 
-  // Serialization (mproc/serialize.h, any archive with `is_loading`) sends the name only;
-  // loading attaches, so the receiving process uses the same object.
   template <class Archive>
   void serialize(Archive& ar, unsigned /*version*/) {
-    std::string n = name();
-    ar& n;
-    if constexpr (Archive::is_loading::value) *this = RLock::attach(n);
+    detail::serialize_by_name(ar, *this);
   }
 
  private:

@@ -56,6 +56,7 @@
 #include <utility>
 
 #include "mproc/deadline.h"
+#include "mproc/detail/blank_handle.h"
 #include "mproc/detail/byte_queue.h"
 #include "mproc/errors.h"
 #include "mproc/serialize.h"
@@ -184,13 +185,9 @@ class Queue : public detail::TypedQueue<T> {
     return Queue(detail::ByteQueue::attach(name));
   }
 
-  // Serialization (mproc/serialize.h) sends the name only; loading attaches, so a queue passed to
-  // a process started by spawn or the fork server, or sent in a message, is the same queue.
   template <class Archive>
   void serialize(Archive& ar, unsigned /*version*/) {
-    std::string n = this->name();
-    ar& n;
-    if constexpr (Archive::is_loading::value) *this = Queue::attach(n);
+    detail::serialize_by_name(ar, *this);
   }
 
   // Appends `item`. Blocks while the queue holds `maxsize` items: woken by a get; throws Full
@@ -278,13 +275,9 @@ class JoinableQueue : public Queue<T> {
     return JoinableQueue(detail::ByteQueue::attach(name));
   }
 
-  // Serialization (mproc/serialize.h) sends the name only; loading attaches, so a queue passed to
-  // a process started by spawn or the fork server, or sent in a message, is the same queue.
   template <class Archive>
   void serialize(Archive& ar, unsigned /*version*/) {
-    std::string n = this->name();
-    ar& n;
-    if constexpr (Archive::is_loading::value) *this = JoinableQueue::attach(n);
+    detail::serialize_by_name(ar, *this);
   }
 
   // Ends one task (an item some process got). Throws ValueError when called more times than
@@ -318,13 +311,9 @@ class SimpleQueue : public detail::TypedQueue<T> {
     return SimpleQueue(detail::ByteQueue::attach(name));
   }
 
-  // Serialization (mproc/serialize.h) sends the name only; loading attaches, so a queue passed to
-  // a process started by spawn or the fork server, or sent in a message, is the same queue.
   template <class Archive>
   void serialize(Archive& ar, unsigned /*version*/) {
-    std::string n = this->name();
-    ar& n;
-    if constexpr (Archive::is_loading::value) *this = SimpleQueue::attach(n);
+    detail::serialize_by_name(ar, *this);
   }
 
   // Never blocks (unbounded). ValueError after close(), SerializationError as Queue::put.

@@ -81,13 +81,9 @@ class Semaphore {
   // `<Semaphore(value=2)>`, or `<BoundedSemaphore(value=1, maxvalue=2)>`.
   [[nodiscard]] std::string repr() const;
 
-  // Serialization (mproc/serialize.h, any archive with `is_loading`) sends the name only;
-  // loading attaches, so the receiving process uses the same object.
   template <class Archive>
   void serialize(Archive& ar, unsigned /*version*/) {
-    std::string n = name();
-    ar& n;
-    if constexpr (Archive::is_loading::value) *this = Semaphore::attach(n);
+    detail::serialize_by_name(ar, *this);
   }
 
  protected:
@@ -106,13 +102,9 @@ class BoundedSemaphore : public Semaphore {
   explicit BoundedSemaphore(detail::BlankHandle blank) noexcept : Semaphore(blank) {}
   [[nodiscard]] static BoundedSemaphore attach(std::string_view name);
 
-  // Serialization (mproc/serialize.h, any archive with `is_loading`) sends the name only;
-  // loading attaches, so the receiving process uses the same object.
   template <class Archive>
   void serialize(Archive& ar, unsigned /*version*/) {
-    std::string n = name();
-    ar& n;
-    if constexpr (Archive::is_loading::value) *this = BoundedSemaphore::attach(n);
+    detail::serialize_by_name(ar, *this);
   }
 
  private:

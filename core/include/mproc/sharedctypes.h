@@ -228,9 +228,7 @@ class RawValue {
 
   template <class Archive>
   void serialize(Archive& ar, unsigned /*version*/) {
-    std::string n = name();
-    ar& n;
-    if constexpr (Archive::is_loading::value) *this = attach(n);
+    detail::serialize_by_name(ar, *this);
   }
 
  private:
@@ -310,9 +308,7 @@ class Value {
 
   template <class Archive>
   void serialize(Archive& ar, unsigned /*version*/) {
-    std::string n = name();
-    ar& n;
-    if constexpr (Archive::is_loading::value) *this = attach(n);
+    detail::serialize_by_name(ar, *this);
   }
 
  private:
@@ -447,9 +443,7 @@ class RawArray : public detail::SharedArrayBase<T> {
 
   template <class Archive>
   void serialize(Archive& ar, unsigned /*version*/) {
-    std::string n = this->name();
-    ar& n;
-    if constexpr (Archive::is_loading::value) *this = attach(n);
+    detail::serialize_by_name(ar, *this);
   }
 
  private:
@@ -541,9 +535,7 @@ class Array : public detail::SharedArrayBase<T> {
 
   template <class Archive>
   void serialize(Archive& ar, unsigned /*version*/) {
-    std::string n = this->name();
-    ar& n;
-    if constexpr (Archive::is_loading::value) *this = attach(n);
+    detail::serialize_by_name(ar, *this);
   }
 
  private:
