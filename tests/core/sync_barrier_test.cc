@@ -271,5 +271,17 @@ TEST(Barrier, EncodingSendsTheNameAndDecodingAttaches) {
   EXPECT_TRUE(barrier.broken());
 }
 
+TEST(Barrier, AHandleDecodedIntoKeepsItsOwnAction) {
+  Barrier barrier(1);  // one party: every wait is a whole pass, run by the waiting handle
+  int runs = 0;
+  Barrier back(3, [&] { ++runs; });
+  decode_into(encode(barrier), back);
+  EXPECT_EQ(back.parties(), 1u);
+  (void)back.wait(5s);
+  EXPECT_EQ(runs, 1);
+  (void)barrier.wait(5s);  // the sender's handle has no action
+  EXPECT_EQ(runs, 1);
+}
+
 }  // namespace
 }  // namespace mproc
